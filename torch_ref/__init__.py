@@ -1,0 +1,1 @@
+"""The canonical PyTorch MNIST CNN and its trainer."""
