@@ -87,25 +87,34 @@ def train_chunk(tx, params, opt_state, images, labels, table, indices):
     return params, opt_state, losses, correct
 
 
-def train_epoch(tx, params, opt_state, data: dict, table: jax.Array, config: Config, epoch: int, max_steps: int | None = None):
-    """Train one epoch on the shared batch order; return new state, per-step losses and correct counts."""
+def train_epoch(tx, params, opt_state, data: dict, table: jax.Array, config: Config, epoch: int, max_steps: int | None = None, compiled: dict | None = None):
+    """Train one epoch on the shared batch order; return new state, per-step losses and correct counts, compile seconds.
+
+    `compiled` maps a chunk shape to its executable; pass the same dict every epoch so each shape compiles once.
+    """
+    compiled = {} if compiled is None else compiled
     images = data["train_images"]
     labels = data["train_labels"]
     batches = batch_indices(config.seed, epoch, len(images), config.batch_size)[:max_steps]
     full = [index for index in batches if len(index) == config.batch_size]
-    chunks = [np.stack(full[start:start + CHUNK_STEPS]) for start in range(0, len(full), CHUNK_STEPS)]
+    chunks = [np.stack(full[start:start + CHUNK_STEPS]).astype(np.int32) for start in range(0, len(full), CHUNK_STEPS)]
     if len(full) < len(batches):  # a smaller last batch compiles once more, with its own shape
-        chunks.append(batches[-1][None])
+        chunks.append(batches[-1][None].astype(np.int32))
     step_loss, step_correct = [], []
+    compile_seconds = 0.0
     with run.progress_bar(len(batches), f"epoch {epoch + 1}") as bar:
         for indices in chunks:
-            params, opt_state, losses, correct = train_chunk(tx, params, opt_state, images, labels, table, indices)
+            if indices.shape not in compiled:
+                start = time.perf_counter()
+                compiled[indices.shape] = train_chunk.lower(tx, params, opt_state, images, labels, table, indices).compile()
+                compile_seconds += time.perf_counter() - start
+            params, opt_state, losses, correct = compiled[indices.shape](params, opt_state, images, labels, table, indices)
             step_loss.append(losses)
             step_correct.append(correct)
             bar.update(len(indices))
     step_loss = np.concatenate(jax.device_get(step_loss))
     step_correct = np.concatenate(jax.device_get(step_correct))
-    return params, opt_state, step_loss, step_correct
+    return params, opt_state, step_loss, step_correct, compile_seconds
 
 
 @jax.jit
@@ -144,16 +153,18 @@ def main(argv=None) -> dict:
     tx = create_optimizer(config, total_steps)
     opt_state = tx.init(params)
     metrics = run.run_metadata(BACKEND, f"{device.platform}:{device.id}", config, args) | {"epochs": []}
+    compiled = {}
 
     print(f"{BACKEND}: training on {device.platform} ({args.dtype}), {config.epochs} epoch(s), writing to {out}", file=sys.stderr)
     for epoch in range(config.epochs):
         start = time.perf_counter()
-        params, opt_state, step_loss, step_correct = train_epoch(tx, params, opt_state, data, table, config, epoch, max_steps)
-        seconds = time.perf_counter() - start
+        params, opt_state, step_loss, step_correct, compile_seconds = train_epoch(tx, params, opt_state, data, table, config, epoch, max_steps, compiled)
+        seconds = time.perf_counter() - start - compile_seconds
         n_seen = min(len(step_loss) * config.batch_size, len(arrays["train_images"]))
         train_loss, train_accuracy, _ = evaluate(params, data["train_images"], data["train_labels"], table)
         test_loss, test_accuracy, test_logits = evaluate(params, data["test_images"], data["test_labels"], table)
         record = run.epoch_record(epoch + 1, step_loss, step_correct, n_seen, (train_loss, train_accuracy), (test_loss, test_accuracy), seconds)
+        record["compile_seconds"] = compile_seconds
         metrics["epochs"].append(record)
         run.write_json(out / "metrics.json", metrics)
         print(run.epoch_summary(epoch + 1, config.epochs, record))
@@ -164,4 +175,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_main(main, f"python -m {BACKEND}.train")

@@ -2,6 +2,8 @@
 
 import argparse
 import datetime
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mnist_common.config import Config
@@ -28,10 +30,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line: the program, the flag at fault and the reason."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def train_parser(backend: str) -> argparse.ArgumentParser:
     """Build the argument parser of a trainer; every default comes from `Config`."""
     default = Config()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=f"python -m {backend}.train",
         description=f"Train the MNIST CNN with {'PyTorch' if backend == 'torch_ref' else 'JAX/Flax'} and save its metrics and weights.",
     )
@@ -63,3 +72,17 @@ def default_run_dir(backend: str) -> Path:
         suffix += 1
         candidate = base.with_name(f"{base.name}-{suffix}")
     return candidate
+
+
+def run_main(main: Callable[[], object], prog: str) -> None:
+    """Call `main`, turning the product's own input errors into one line on stderr and exit status 1."""
+    from mnist_common.checkpoint import CheckpointError
+    from mnist_data.cache import ChecksumError
+    from mnist_data.fetch import FetchError
+    from mnist_data.idx import IDXError
+    from parity.convert import ConversionError
+
+    try:
+        main()
+    except (CheckpointError, ConversionError, ChecksumError, FetchError, IDXError) as error:
+        sys.exit(f"{prog}: error: {error}")

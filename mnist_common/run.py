@@ -103,9 +103,9 @@ def run_metadata(backend: str, device: str, config: Config, args: argparse.Names
 
 
 def mnist_checksums() -> dict[str, str]:
-    from mnist_data.fetch import SHA256
+    from mnist_data.cache import EXPECTED_SHA256
 
-    return dict(SHA256)
+    return dict(EXPECTED_SHA256)
 
 
 def write_json(path: Path, document: dict) -> None:

@@ -1,4 +1,4 @@
-"""The four MNIST files, their SHA-256 sums, and the user cache that holds verified raw copies.
+"""The four MNIST files, their SHA-256 sums, and the user cache of verified raw copies.
 
 Files enter the cache only through `store_verified`, which writes to a temporary file in the
 cache folder and renames it into place once its checksum matches.
@@ -6,7 +6,7 @@ cache folder and renames it into place once its checksum matches.
 
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -64,11 +64,12 @@ def store_verified(chunks: Iterable[bytes], folder: Path, name: str) -> Path:
     """
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    # NOTE: a process killed by a signal Python does not handle (SIGKILL, default SIGTERM) leaves
-    # its `.<name>.*.part` file behind; later fetches ignore such files, and they are safe to delete.
-    file = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", suffix=TEMP_SUFFIX, delete=False)
+    # NOTE: a process killed by a signal that Python does not handle (SIGKILL, or SIGTERM by default)
+    # leaves its `.<name>.*.part` file behind. Later fetches ignore such files; delete them while no fetch runs.
+    # Mode "x" applies the umask as for any new file, where tempfile would create it with mode 0600.
+    temp_path = folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     try:
-        with file:
+        with open(temp_path, "xb") as file:
             for chunk in chunks:
                 digest.update(chunk)
                 file.write(chunk)
@@ -76,8 +77,8 @@ def store_verified(chunks: Iterable[bytes], folder: Path, name: str) -> Path:
         if mismatch:
             raise ChecksumError(mismatch)
         final_path = folder / name
-        os.replace(file.name, final_path)
+        os.replace(temp_path, final_path)
         return final_path
     except BaseException:
-        Path(file.name).unlink(missing_ok=True)
+        temp_path.unlink(missing_ok=True)
         raise

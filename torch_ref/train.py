@@ -147,4 +147,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_main(main, f"python -m {BACKEND}.train")
