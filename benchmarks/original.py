@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mnist_common import run
+from mnist_common import cli, run
 from mnist_data import load_mnist
 from torch_ref.model import Net
 from torch_ref.train import select_device
@@ -24,7 +24,7 @@ LR = 0.002  # constant: the original used no schedule
 MAX_DEGREES = 10.0
 MEAN, STD = 0.1307, 0.3081
 EVAL_BATCH_SIZE = 1000
-NUM_WORKERS = 0  # NOTE: DataLoader's default; a run with worker processes would be faster on more cores.
+NUM_WORKERS = 0  # NOTE: DataLoader's default. The original's worker count is unknown, and workers would overlap image preparation with training.
 
 
 class RotatedMNIST(torch.utils.data.Dataset):
@@ -81,7 +81,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.original", description="Train one epoch of the original DataLoader pipeline and write its timing as JSON.")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu", "cuda"], default="auto", help="'auto' picks CUDA when present (default auto)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of initialization, shuffling and rotation angles (default 0)")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of initialization, shuffling and rotation angles (default 0)")
     parser.add_argument("--data-dir", type=Path, default=None, help="folder holding the four MNIST IDX files (default: as the trainers find them)")
     args = parser.parse_args(argv)
     device = select_device(args.device)

@@ -51,8 +51,13 @@ def state_dict_arrays(params: dict) -> dict[str, np.ndarray]:
 
 def create_optimizer(config: Config, total_steps: int) -> optax.GradientTransformation:
     """Adam with the config's linearly decaying rate; optax counts steps from 0, as LambdaLR does."""
+
+    def schedule(count):
+        # optax's count is int32, and int32 / int is float32 even under jax_enable_x64: without the cast a float64 run's rate is rounded to float32.
+        return learning_rate(count.astype(float), total_steps, config.lr)
+
     return optax.adam(
-        learning_rate=functools.partial(learning_rate, total_steps=total_steps, peak_lr=config.lr),
+        learning_rate=schedule,
         b1=config.adam_b1,
         b2=config.adam_b2,
         eps=config.adam_eps,

@@ -1,15 +1,15 @@
 """The checkpoint format both backends read and write: safetensors in PyTorch's layout, with run metadata."""
 
 import json
-import os
 import platform
-import tempfile
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
+
+from mnist_common.files import atomic_path
 
 FORMAT = "mnist-port-checkpoint/1"
 LIBRARIES = ("numpy", "torch", "jax", "jaxlib", "flax", "optax", "safetensors")
@@ -33,18 +33,11 @@ def library_versions() -> dict[str, str]:
 def save_checkpoint(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict) -> Path:
     """Write `tensors` (PyTorch key names and layout) and JSON-encoded `metadata` atomically to `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT}
     header.update({key: value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()})
     arrays = {key: np.ascontiguousarray(value) for key, value in tensors.items()}
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(descriptor)
-    try:
+    with atomic_path(path) as temporary:
         save_file(arrays, temporary, metadata=header)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

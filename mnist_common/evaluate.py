@@ -91,37 +91,17 @@ def report(args: argparse.Namespace, backend: str, device: str, dtype: str, meta
            images: np.ndarray, labels: np.ndarray, loss: float, accuracy: float, logits: np.ndarray) -> dict:
     """Print accuracy, loss and the per-class table; with --out, also write evaluation.json and the two plots."""
     logits = np.asarray(logits)
-    predictions = logits.argmax(axis=-1)
-    matrix = plots.confusion_matrix(labels, predictions)
-    rows = per_class_rows(matrix)
-    indices, wrong_predictions, confidences = plots.select_mistakes(labels, logits, limit=len(labels))
-    trained_by = metadata.get("backend", "an unknown backend")
+    matrix = plots.confusion_matrix(labels, logits.argmax(axis=-1))
+    document = evaluation_document(args, backend, device, dtype, metadata, labels, loss, accuracy, logits, matrix)
+    trained_by = document["trained_by"]
     recorded = metadata.get("test_accuracy")
+    correct = int(np.trace(matrix))
 
     print(f"{backend}: evaluated {args.checkpoint} (trained by {trained_by}, {metadata.get('epochs', '?')} epoch(s), seed {metadata.get('seed', '?')}) on {device} ({dtype})")
     recorded_text = f"; recorded at training: {100 * recorded:.2f}%" if isinstance(recorded, (int, float)) else ""
-    print(f"test accuracy {100 * accuracy:.2f}% ({int(np.sum(predictions == labels)):,} of {len(labels):,}), test loss {loss:.4f}{recorded_text}")
-    print(per_class_table(rows))
+    print(f"test accuracy {100 * accuracy:.2f}% ({correct:,} of {len(labels):,}), test loss {loss:.4f}{recorded_text}")
+    print(per_class_table(document["per_class"]))
 
-    document = {
-        "format": EVALUATION_FORMAT,
-        "checkpoint": str(args.checkpoint),
-        "trained_by": trained_by,
-        "checkpoint_metadata": {key: metadata.get(key) for key in ("backend", "device", "dtype", "seed", "epochs", "config", "test_accuracy")},
-        "backend": backend,
-        "device": device,
-        "dtype": dtype,
-        "test_examples": int(len(labels)),
-        "test_accuracy": float(accuracy),
-        "test_loss": float(loss),
-        "per_class": rows,
-        "confusion": matrix.tolist(),
-        "mistakes": [
-            {"index": int(i), "label": int(labels[i]), "prediction": int(p), "confidence": round(float(c), 6)}
-            for i, p, c in zip(indices, wrong_predictions, confidences)
-        ],
-        "versions": library_versions(),
-    }
     if args.out is not None:
         title = f"{args.checkpoint} (trained by {trained_by})\nevaluated by {backend} on {device} ({dtype}): test accuracy {100 * accuracy:.2f}%"
         run.write_json(args.out / "evaluation.json", document)
@@ -132,6 +112,31 @@ def report(args: argparse.Namespace, backend: str, device: str, dtype: str, meta
         ]
         print("wrote " + ", ".join(str(path) for path in written))
     return document
+
+
+def evaluation_document(args: argparse.Namespace, backend: str, device: str, dtype: str, metadata: dict,
+                        labels: np.ndarray, loss: float, accuracy: float, logits: np.ndarray, matrix: np.ndarray) -> dict:
+    """Collect what evaluation.json records: the checkpoint, the evaluator, the figures and every misclassified example."""
+    indices, predictions, confidences = plots.select_mistakes(labels, logits, limit=len(labels))
+    return {
+        "format": EVALUATION_FORMAT,
+        "checkpoint": str(args.checkpoint),
+        "trained_by": metadata.get("backend", "an unknown backend"),
+        "checkpoint_metadata": {key: metadata.get(key) for key in ("backend", "device", "dtype", "seed", "epochs", "config", "test_accuracy")},
+        "backend": backend,
+        "device": device,
+        "dtype": dtype,
+        "test_examples": int(len(labels)),
+        "test_accuracy": float(accuracy),
+        "test_loss": float(loss),
+        "per_class": per_class_rows(matrix),
+        "confusion": matrix.tolist(),
+        "mistakes": [
+            {"index": int(index), "label": int(labels[index]), "prediction": int(prediction), "confidence": round(float(confidence), 6)}
+            for index, prediction, confidence in zip(indices, predictions, confidences)
+        ],
+        "versions": library_versions(),
+    }
 
 
 def read_metrics(run_dir: Path) -> dict:
@@ -150,7 +155,7 @@ def read_metrics(run_dir: Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MetricsError(f"{path} is not readable JSON: {error}") from None
     if not isinstance(metrics, dict):
-        raise MetricsError(f"{path} holds a JSON {type(metrics).__name__}, expected an object")
+        raise MetricsError(f"{path} contains a JSON {type(metrics).__name__}, expected an object")
 
     found = metrics.get("format")
     if found != run.METRICS_FORMAT:

@@ -1,17 +1,20 @@
 """Figures of a run that both backends write from the same code: training curves, the test confusion matrix and the misclassified test digits."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure  # a bare Figure renders through Agg, so no display or pyplot state is needed
+from matplotlib.lines import Line2D
+
+from mnist_common.files import atomic_path
 
 N_CLASSES = 10
 MAX_MISTAKES = 64
-SMOOTHING_STEPS = 200  # window of the moving mean drawn over the per-step training loss
+SMOOTHING_STEPS = 200  # max window of the moving mean drawn over the per-step training loss
 COLORS = ("tab:blue", "tab:orange")
+TEST_STYLE = {"marker": "o", "markersize": 6, "markeredgecolor": "black", "linestyle": "--", "linewidth": 1}  # end-of-epoch test figures
+TRAIN_STYLE = {"marker": "s", "markersize": 6, "markerfacecolor": "none", "linestyle": "none"}  # end-of-epoch train accuracy
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
@@ -49,7 +52,7 @@ def select_mistakes(labels: np.ndarray, logits: np.ndarray, limit: int = MAX_MIS
 def step_batch_sizes(record: dict, batch_size: int) -> np.ndarray:
     """Return the number of examples of each training step of one epoch record.
 
-    Every step holds `batch_size` examples except possibly the last. The record does not store the
+    Every step has `batch_size` examples except possibly the last. The record does not store the
     train-set size, but running_train_accuracy = sum(step_correct) / examples seen, so the last
     step's size follows from it.
     """
@@ -81,22 +84,20 @@ def moving_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 def save_figure(figure: Figure, path: Path) -> Path:
     """Write `figure` as a PNG through a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            figure.savefig(handle, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
     return path
 
 
-def plot_run_curves(loss_axes, accuracy_axes, metrics: dict, color: str, label: str | None = None) -> np.ndarray:
+def smoothing_window(metrics: dict) -> int:
+    """Return the loss smoothing window in steps: 200, or a tenth of the run when that is shorter."""
+    steps = sum(len(record["step_loss"]) for record in metrics["epochs"])
+    return max(1, min(SMOOTHING_STEPS, steps // 10))
+
+
+def plot_run_curves(loss_axes, accuracy_axes, metrics: dict, color: str, label_row: int = 0) -> np.ndarray:
     """Draw one run's loss and accuracy curves on two axes, against fractional epochs; return the smoothed loss."""
     batch_size = metrics["config"]["batch_size"]
-    prefix = f"{label}: " if label else ""
     step_x, step_loss = [], []
     for number, record in enumerate(metrics["epochs"]):
         steps = len(record["step_loss"])
@@ -104,25 +105,24 @@ def plot_run_curves(loss_axes, accuracy_axes, metrics: dict, color: str, label: 
         step_x.append(x)
         step_loss.append(np.asarray(record["step_loss"], dtype=np.float64))
         # Running accuracy restarts each epoch, so each epoch is its own line, noisy over its first steps.
-        accuracy_axes.plot(x, 100 * running_accuracy(record, batch_size), color=color, linewidth=1.2,
-                           label=f"{prefix}running train accuracy (restarts each epoch)" if number == 0 else None)
+        accuracy_axes.plot(x, 100 * running_accuracy(record, batch_size), color=color, linewidth=1.2)
 
     step_x = np.concatenate(step_x)
     step_loss = np.concatenate(step_loss)
-    smoothed = moving_mean(step_loss, SMOOTHING_STEPS)
+    smoothed = moving_mean(step_loss, smoothing_window(metrics))
     loss_axes.plot(step_x, step_loss, color=color, alpha=0.08, linewidth=0.5)
-    loss_axes.plot(step_x, smoothed, color=color, linewidth=1.5, label=f"{prefix}train loss, mean of last {SMOOTHING_STEPS} steps")
+    loss_axes.plot(step_x, smoothed, color=color, linewidth=1.5)
 
     epoch_x = [record["epoch"] for record in metrics["epochs"]]
     test_loss = [record["test_loss"] for record in metrics["epochs"]]
-    loss_axes.plot(epoch_x, test_loss, color=color, marker="o", markersize=6, linestyle="--", linewidth=1, markeredgecolor="black", label=f"{prefix}test loss (end of epoch)")
-
     train = [100 * record["train_accuracy"] for record in metrics["epochs"]]
     test = [100 * record["test_accuracy"] for record in metrics["epochs"]]
-    accuracy_axes.plot(epoch_x, train, color=color, marker="s", markersize=6, markerfacecolor="none", linestyle="none", label=f"{prefix}train accuracy (end of epoch)")
-    accuracy_axes.plot(epoch_x, test, color=color, marker="o", markersize=6, linestyle="--", linewidth=1, markeredgecolor="black", label=f"{prefix}test accuracy (end of epoch)")
+    loss_axes.plot(epoch_x, test_loss, color=color, **TEST_STYLE)
+    accuracy_axes.plot(epoch_x, train, color=color, **TRAIN_STYLE)
+    accuracy_axes.plot(epoch_x, test, color=color, **TEST_STYLE)
     for x, y in zip(epoch_x, test):
-        accuracy_axes.annotate(f"{y:.2f}%", (x, y), textcoords="offset points", xytext=(-4, -14), ha="right", fontsize=8, color=color)
+        offset = (-4, -14 - 12 * label_row)  # each run's labels get their own row below the points
+        accuracy_axes.annotate(f"{y:.2f}%", (x, y), textcoords="offset points", xytext=offset, ha="right", fontsize=8, color=color)
     return smoothed
 
 
@@ -141,7 +141,7 @@ def write_curves(path: Path, runs: list[tuple[str | None, dict]], title: str) ->
     """Plot training loss and accuracies of one or more runs, overlaid, into `path`."""
     figure = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
     loss_axes, accuracy_axes = figure.subplots(1, 2)
-    smoothed = [plot_run_curves(loss_axes, accuracy_axes, metrics, color, label) for (label, metrics), color in zip(runs, COLORS)]
+    smoothed = [plot_run_curves(loss_axes, accuracy_axes, metrics, color, number) for number, ((_, metrics), color) in enumerate(zip(runs, COLORS))]
 
     epochs = max(len(metrics["epochs"]) for _, metrics in runs)
     for axes in (loss_axes, accuracy_axes):
@@ -154,11 +154,24 @@ def write_curves(path: Path, runs: list[tuple[str | None, dict]], title: str) ->
     loss_axes.set_ylim(loss_values.min() / 2, loss_values.max() * 1.5)
     loss_axes.set_ylabel("cross-entropy loss (log scale)")
     loss_axes.set_title("loss (faint: each training step)", fontsize=10)
-    loss_axes.legend(loc="upper right", fontsize=8)
+    # The legends describe line styles; with several runs, a figure legend maps colors to runs.
+    style_color = COLORS[0] if len(runs) == 1 else "0.4"
+    window = "/".join(sorted({str(smoothing_window(metrics)) for _, metrics in runs}))
+    loss_axes.legend(handles=[
+        Line2D([], [], color=style_color, linewidth=1.5, label=f"train loss, mean of last {window} steps"),
+        Line2D([], [], color=style_color, **TEST_STYLE, label="test loss (end of epoch)"),
+    ], loc="best", fontsize=8)
     accuracy_axes.set_ylim(accuracy_floor(runs), 100)
     accuracy_axes.set_ylabel("accuracy (%)")
-    accuracy_axes.set_title("accuracy (y axis starts after the first tenth of epoch 1)", fontsize=10)
-    accuracy_axes.legend(loc="lower right", fontsize=8)
+    accuracy_axes.set_title("accuracy (y axis skips the first tenth of epoch 1)", fontsize=10)
+    accuracy_axes.legend(handles=[
+        Line2D([], [], color=style_color, linewidth=1.2, label="running train accuracy (restarts each epoch)"),
+        Line2D([], [], color=style_color, **TRAIN_STYLE, label="train accuracy (end of epoch)"),
+        Line2D([], [], color=style_color, **TEST_STYLE, label="test accuracy (end of epoch)"),
+    ], loc="best", fontsize=8)
+    if len(runs) > 1:
+        figure.legend(handles=[Line2D([], [], color=color, linewidth=3, label=label) for (label, _), color in zip(runs, COLORS)],
+                      loc="outside lower center", ncol=len(runs), fontsize=9)
     figure.suptitle(title)
     return save_figure(figure, path)
 
@@ -186,7 +199,7 @@ def write_confusion(path: Path, matrix: np.ndarray, title: str) -> Path:
     axes.set_ylabel("true class  (share classified correctly)")
     figure.suptitle(title, fontsize=10)
     colorbar = figure.colorbar(image, ax=axes, shrink=0.85)
-    colorbar.set_label("share of the true class's test images")
+    colorbar.set_label("share of the true class's test images (power scale)")
     return save_figure(figure, path)
 
 
@@ -197,8 +210,8 @@ def write_mistakes(path: Path, images: np.ndarray, labels: np.ndarray, logits: n
     columns = 8
     rows = max(1, -(-len(indices) // columns))
     figure = Figure(figsize=(columns * 1.15, rows * 1.3 + 0.6), dpi=100, layout="constrained")
-    shown = "all shown" if len(indices) == n_wrong else f"the {len(indices)} most confident shown"
-    figure.suptitle(f"{title}\n{n_wrong:,} of {len(labels):,} test digits misclassified, {shown}", fontsize=10)
+    shown_text = "all shown" if len(indices) == n_wrong else f"the {len(indices)} most confident shown"
+    figure.suptitle(f"{title}\n{n_wrong:,} of {len(labels):,} test digits misclassified, {shown_text}", fontsize=10)
     if len(indices) == 0:
         axes = figure.subplots()
         axes.axis("off")

@@ -2,9 +2,7 @@
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ from tqdm import tqdm
 
 from mnist_common.checkpoint import library_versions
 from mnist_common.config import Config
+from mnist_common.files import atomic_path
 from mnist_data import load_mnist
 
 METRICS_FORMAT = 1
@@ -110,11 +109,8 @@ def mnist_checksums() -> dict[str, str]:
 
 def write_json(path: Path, document: dict) -> None:
     """Write `document` to `path` through a temporary file, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(document, handle, indent=1)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(document, indent=1))
 
 
 def checkpoint_metadata(metrics: dict) -> dict:

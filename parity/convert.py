@@ -85,9 +85,10 @@ def _check(arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, .
     extra = [key for key in arrays if key not in expected]
     if missing:
         key = missing[0]
-        raise ConversionError(f"{side} key {key!r} is missing (expected shape {expected[key]}); missing keys: {missing}")
+        raise ConversionError(f"{side} key {key!r} is missing: expected shape {tuple(expected[key])}, got none; missing keys: {missing}")
     if extra:
-        raise ConversionError(f"{side} key {extra[0]!r} is not part of the model; unexpected keys: {extra}")
+        key = extra[0]
+        raise ConversionError(f"{side} key {key!r} has shape {tuple(arrays[key].shape)}, but the model has no such key (expected shape none); unexpected keys: {extra}")
     for key, shape in expected.items():
         if tuple(arrays[key].shape) != tuple(shape):
             raise ConversionError(f"{side} key {key!r} has shape {tuple(arrays[key].shape)}, expected {tuple(shape)}")
@@ -110,7 +111,13 @@ def torch_to_flax(state_dict: Mapping) -> dict[str, dict[str, np.ndarray]]:
 
 def flax_to_torch(params: Mapping) -> dict[str, np.ndarray]:
     """Convert a Flax params pytree into a PyTorch-layout dict of numpy copies (PyTorch key names)."""
-    flat = {f"{layer}/{leaf}": _as_numpy(value) for layer, leaves in params.items() for leaf, value in leaves.items()}
+    if set(params) == {"params"}:
+        raise ConversionError("Flax params have the single key 'params': pass variables['params'], not the whole variables dict")
+    flat = {}
+    for layer, leaves in params.items():
+        if not isinstance(leaves, Mapping):
+            raise ConversionError(f"Flax key {layer!r} holds a {type(leaves).__name__}, expected a dict of 'kernel' and 'bias' arrays")
+        flat.update({f"{layer}/{leaf}": _as_numpy(value) for leaf, value in leaves.items()})
     _check(flat, FLAX_SHAPES, "Flax")
     state = {}
     for key, (layer, leaf, _, _, to_torch) in RULES.items():

@@ -35,11 +35,12 @@ def select_device(name: str) -> torch.device:
 def create_model(config: Config, dtype: torch.dtype, device: torch.device, init_from: Path | None = None) -> Net:
     """Build the model from the config's seed, or from a checkpoint of either backend."""
     torch.manual_seed(config.seed)
-    model = Net()
+    # Cast before loading: load_state_dict copies into the params' dtype, so a float32 model would round float64 weights.
+    model = Net().to(dtype=dtype)
     if init_from is not None:
         tensors, _ = load_checkpoint(init_from)
         model.load_state_dict(load_state_dict(tensors))
-    return model.to(device=device, dtype=dtype)
+    return model.to(device=device)
 
 
 def load_state_dict(tensors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,234 @@
+"""Train both backends from the same weights on the same batches, in float32 and float64, and report where they agree and where they part: `python -m parity.report --help`."""
+
+import argparse
+import csv
+import datetime
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure  # a bare Figure renders through Agg: no display needed
+
+from mnist_common import cli, plots
+from mnist_common.checkpoint import library_versions
+from mnist_common.config import RECIPE, Config
+from parity import harness
+
+PROG = "python -m parity.report"
+BACKENDS = ("torch_ref", "jax_impl")
+THRESHOLDS = (1e-6, 1e-3)  # loss differences whose first crossing the report names
+DEFAULT_FLOAT64_STEPS = 1000
+FORWARD_EXAMPLES = 1000
+SAMPLE_STEPS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 3000)
+SMOOTHING_STEPS = 50
+ZERO_FLOOR = 1e-18  # where an exactly zero loss difference is drawn on the log axis
+
+
+def report_parser() -> argparse.ArgumentParser:
+    parser = cli.OneLineParser(
+        prog=PROG,
+        description="Train both backends from the same starting weights on the same batches, in float32 and float64, "
+        "and write report.md, losses.csv and losses.png comparing them step by step.",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="folder for the report (default: a new folder under runs/ named parity-<time>)")
+    parser.add_argument(
+        "--steps", type=cli.positive_int, default=None,
+        help=f"training steps of every run, at most one epoch (default: the whole epoch in float32, {DEFAULT_FLOAT64_STEPS} steps in float64)",
+    )
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of the starting weights (PyTorch's initialization) and of the batch order (default 0)")
+    return parser
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file, so a reader never sees half a file."""
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.chmod(temporary, 0o666 & ~plots.current_umask())
+    os.replace(temporary, path)
+
+
+def loss_difference(runs: dict[str, harness.Run]) -> np.ndarray:
+    return np.abs(runs["torch_ref"].step_loss - runs["jax_impl"].step_loss)
+
+
+def forward_figures(start: Path, seed: int) -> dict:
+    """Compare float32 logits on 1,000 test images and gradients on the first batch, at the starting weights."""
+    images = harness.load_data()["test_images"][:FORWARD_EXAMPLES]
+    torch_logits, jax_logits = harness.torch_logits(start, images), harness.jax_logits(start, images)
+    batch_images, batch_labels = harness.first_batch(seed)
+    torch_grads = harness.torch_gradients(start, batch_images, batch_labels)
+    jax_grads = harness.jax_gradients(start, batch_images, batch_labels)
+    gradients = {}
+    for key, torch_grad in torch_grads.items():
+        difference = float(np.abs(torch_grad - jax_grads[key]).max())
+        gradients[key] = (difference, difference / float(np.abs(torch_grad).max()))
+    return {
+        "max_logit_difference": float(np.abs(torch_logits - jax_logits).max()),
+        "argmax_agreement": harness.prediction_agreement(torch_logits, jax_logits),
+        "gradients": gradients,
+    }
+
+
+def write_csv(path: Path, runs: dict[str, dict[str, harness.Run]]) -> None:
+    """Write every step's loss of every run, with the absolute difference per precision; a shorter run leaves its cells empty."""
+    steps = max(len(run.step_loss) for by_backend in runs.values() for run in by_backend.values())
+    header = ["step"]
+    columns = []
+    for dtype, by_backend in runs.items():
+        header += [f"{dtype}_{backend}" for backend in BACKENDS] + [f"{dtype}_abs_difference"]
+        columns += [by_backend[backend].step_loss for backend in BACKENDS] + [loss_difference(by_backend)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for step in range(steps):
+        writer.writerow([step + 1] + [repr(float(column[step])) if step < len(column) else "" for column in columns])
+    write_text(path, buffer.getvalue())
+
+
+def write_plot(path: Path, runs: dict[str, dict[str, harness.Run]], seed: int) -> None:
+    """Draw both backends' loss curves per precision above their per-step difference on a log axis."""
+    figure = Figure(figsize=(10, 8), layout="constrained")
+    loss_axes, difference_axes = figure.subplots(2, 1, sharex=True)
+    colors = {"float32": "tab:blue", "float64": "tab:red"}
+    # float64 curves are drawn wide and pale underneath, so the float32 curves stay visible where all four coincide.
+    line_styles = {"float32": {"linewidth": 1.2, "zorder": 3}, "float64": {"linewidth": 4, "alpha": 0.35, "zorder": 2}}
+    for dtype, by_backend in runs.items():
+        for backend, style in zip(BACKENDS, ("-", "--")):
+            losses = by_backend[backend].step_loss
+            steps = np.arange(1, len(losses) + 1)
+            loss_axes.plot(steps, plots.moving_mean(losses, SMOOTHING_STEPS), style, color=colors[dtype], label=f"{backend} {dtype}", **line_styles[dtype])
+        difference = loss_difference(by_backend)
+        steps = np.arange(1, len(difference) + 1)
+        difference_axes.plot(steps, np.maximum(difference, ZERO_FLOOR), ".", color=colors[dtype], markersize=2, label=f"{dtype}: |torch_ref − jax_impl|")
+    for threshold in THRESHOLDS:
+        difference_axes.axhline(threshold, color="gray", linestyle=":", linewidth=1)
+        difference_axes.annotate(f"{threshold:g}", (1, threshold), xycoords=("axes fraction", "data"), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8, color="gray")
+
+    loss_axes.set_ylabel(f"training loss (mean of last {SMOOTHING_STEPS} steps)")
+    loss_axes.set_yscale("log")
+    loss_axes.legend()
+    loss_axes.set_title(f"Both backends from the same weights on the same batches (seed {seed})")
+    difference_axes.set_yscale("log")
+    difference_axes.set_ylim(ZERO_FLOOR / 3, 10)
+    difference_axes.set_xlabel("step")
+    difference_axes.set_ylabel(f"|loss difference| per step ({ZERO_FLOOR:g} = exactly equal)")
+    difference_axes.legend(loc="upper left", markerscale=6)
+    plots.save_figure(figure, path)
+
+
+def format_step(step: int | None, steps: int) -> str:
+    return f"step {step}" if step is not None else f"not within {steps:,} steps"
+
+
+def summary_lines(runs: dict[str, dict[str, harness.Run]], forward: dict, seed: int, seconds: float) -> list[str]:
+    """Build report.md: the setting, forward figures, where the runs part, per-step losses, params and accuracy."""
+    versions = library_versions()
+    device = harness.device_description()
+    lines = [
+        "# PyTorch vs JAX parity report",
+        "",
+        f"Both backends start from PyTorch's initialization for seed {seed} and train on the same batches (the shared shuffle of seed {seed})",
+        f"with the default recipe ({RECIPE}; the schedule decays over the whole epoch even when a run stops early),",
+        f"through `torch_ref.train` and `jax_impl.train`. Device: {device}. torch {versions.get('torch')}, jax {versions.get('jax')},",
+        f"flax {versions.get('flax')}, optax {versions.get('optax')}. Written {datetime.datetime.now():%Y-%m-%d %H:%M} in {seconds:.0f} s by `{PROG}`.",
+        "",
+        "## Forward and gradients (float32, starting weights)",
+        "",
+        f"- Logits of {FORWARD_EXAMPLES:,} test images: max |difference| {forward['max_logit_difference']:.3g};"
+        f" same argmax on {100 * forward['argmax_agreement']:.2f}% of them.",
+        "- Gradients of the mean cross-entropy on the first batch, max |difference| per tensor (relative to the largest |gradient|):",
+        "",
+        "| tensor | max abs difference | relative |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {key} | {absolute:.3g} | {relative:.3g} |" for key, (absolute, relative) in forward["gradients"].items()]
+
+    lines += [
+        "",
+        "## Where the runs part",
+        "",
+        "| precision | steps | max loss difference | first step above 1e-6 | first step above 1e-3 | max param difference at the end |",
+        "|---|---:|---:|---|---|---:|",
+    ]
+    for dtype, by_backend in runs.items():
+        difference = loss_difference(by_backend)
+        steps = len(difference)
+        params = max(harness.max_difference_per_layer(by_backend["torch_ref"].state_dict, by_backend["jax_impl"].state_dict).values())
+        crossings = [format_step(harness.first_step_above(difference, threshold), steps) for threshold in THRESHOLDS]
+        lines.append(f"| {dtype} | {steps:,} | {difference.max():.3g} | {crossings[0]} | {crossings[1]} | {params:.3g} |")
+
+    lines += ["", "## Loss per step (a sample; every step is in losses.csv)", ""]
+    header = ["step"]
+    for dtype in runs:
+        header += [f"{dtype} {backend}" for backend in BACKENDS] + [f"{dtype} difference"]
+    lines += ["| " + " | ".join(header) + " |", "|---:|" + "---:|" * (len(header) - 1)]
+    longest = max(len(by_backend["torch_ref"].step_loss) for by_backend in runs.values())
+    for step in sorted(set(SAMPLE_STEPS) | {longest}):
+        if step > longest:
+            continue
+        cells = []
+        for by_backend in runs.values():
+            if step <= len(by_backend["torch_ref"].step_loss):
+                torch_loss, jax_loss = by_backend["torch_ref"].step_loss[step - 1], by_backend["jax_impl"].step_loss[step - 1]
+                cells += [f"{torch_loss:.9f}", f"{jax_loss:.9f}", f"{abs(torch_loss - jax_loss):.3g}"]
+            else:
+                cells += ["", "", ""]
+        lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
+
+    lines += ["", "## Largest parameter difference per layer at the end", "", "| layer |" + "".join(f" {dtype} |" for dtype in runs), "|---|" + "---:|" * len(runs)]
+    per_layer = {dtype: harness.max_difference_per_layer(by_backend["torch_ref"].state_dict, by_backend["jax_impl"].state_dict) for dtype, by_backend in runs.items()}
+    lines += [f"| {layer} |" + "".join(f" {per_layer[dtype][layer]:.3g} |" for dtype in runs) for layer in harness.LAYERS]
+
+    batch_size = Config().batch_size
+    lines += [
+        "",
+        "## Accuracy at the end",
+        "",
+        "| precision | steps | running train acc torch_ref | running train acc jax_impl | test acc torch_ref | test acc jax_impl | same test prediction | seconds torch_ref | seconds jax_impl |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for dtype, by_backend in runs.items():
+        torch_run, jax_run = by_backend["torch_ref"], by_backend["jax_impl"]
+        lines.append(
+            f"| {dtype} | {len(torch_run.step_loss):,} | {100 * torch_run.running_accuracy(batch_size):.2f}% | {100 * jax_run.running_accuracy(batch_size):.2f}%"
+            f" | {100 * torch_run.test_accuracy():.2f}% | {100 * jax_run.test_accuracy():.2f}%"
+            f" | {100 * harness.prediction_agreement(torch_run.test_logits, jax_run.test_logits):.2f}% | {torch_run.seconds:.1f} | {jax_run.seconds:.1f} |"
+        )
+    lines += ["", "Seconds include JAX's compilation. Curves: losses.png; every step: losses.csv."]
+    return lines
+
+
+def main(argv=None) -> Path:
+    args = report_parser().parse_args(argv)
+    out = args.out or cli.default_run_dir("parity")
+    out.mkdir(parents=True, exist_ok=True)
+    harness.use_full_float32_precision()
+    started = datetime.datetime.now()
+
+    start = harness.write_start_checkpoint(out / "start.safetensors", args.seed)
+    forward = forward_figures(start, args.seed)
+    steps = {"float32": args.steps, "float64": args.steps or DEFAULT_FLOAT64_STEPS}
+    runs = {}
+    for dtype in harness.DTYPES:
+        print(f"{PROG}: training both backends in {dtype}, {steps[dtype] or 'the whole epoch of'} steps", file=sys.stderr)
+        runs[dtype] = {
+            "torch_ref": harness.train_torch(start, dtype, seed=args.seed, max_steps=steps[dtype]),
+            "jax_impl": harness.train_jax(start, dtype, seed=args.seed, max_steps=steps[dtype]),
+        }
+
+    write_csv(out / "losses.csv", runs)
+    write_plot(out / "losses.png", runs, args.seed)
+    seconds = (datetime.datetime.now() - started).total_seconds()
+    report = "\n".join(summary_lines(runs, forward, args.seed, seconds)) + "\n"
+    write_text(out / "report.md", report)
+    print(report)
+    print(f"wrote {out}/report.md, {out}/losses.csv and {out}/losses.png")
+    return out
+
+
+if __name__ == "__main__":
+    main()
