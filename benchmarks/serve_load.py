@@ -122,7 +122,9 @@ def main(argv=None) -> list[dict]:
                 rows.append({"backend": backend, "devices": devices, "payload": kind} | result)
                 print(f"{backend} ({devices}), {kind}: {result['requests']} requests, {result['requests_per_second']:.0f}/s, {result['errors']} errors", flush=True)
 
-    print(f"\nPOST /predict, {args.concurrency} in flight, checkpoint {checkpoint}, client and server on one machine with {os.cpu_count()} CPUs")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"\nPOST /predict, {args.concurrency} in flight, checkpoint {checkpoint}")
+    print(f"client and server on one machine with {os.cpu_count()} CPUs, load average at the end {load} (1, 5, 15 min)")
     print("| backend | payload | requests | errors | requests/s | p50 ms | p99 ms |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for row in rows:

@@ -37,8 +37,9 @@ def select_device(name: str) -> jax.Device:
 
 def create_params(config: Config, dtype, init_from: Path | None = None) -> dict:
     """Build params from the config's seed, or from a checkpoint of either backend."""
-    params = init_params(jax.random.key(config.seed), dtype)
-    if init_from is not None:
+    if init_from is None:
+        params = init_params(jax.random.key(config.seed), dtype)
+    else:
         tensors, _ = load_checkpoint(init_from)
         params = torch_to_flax(tensors)
     return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), params)

@@ -90,17 +90,24 @@ def test_init_from_keeps_weights_exact(dtype, tmp_path):
 
 
 def test_cli_float64_from_same_checkpoint(start_checkpoint, tmp_path):
+    commands = {
+        backend: [sys.executable, "-m", f"{backend}.train", "--dry-run", "--no-plots", "--dtype", "float64", "--init-from", str(start_checkpoint), "--out", str(tmp_path / backend)]
+        for backend in BACKENDS
+    }
+    # Both trainers run at once: most of a dry run is single-threaded start-up and compilation.
+    logs = {backend: tmp_path / f"{backend}.log" for backend in BACKENDS}
+    processes = {}
+    for backend, command in commands.items():
+        with open(logs[backend], "w") as log:
+            processes[backend] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     checkpoints = {}
-    for backend in BACKENDS:
-        out = tmp_path / backend
-        completed = subprocess.run(
-            [sys.executable, "-m", f"{backend}.train", "--dry-run", "--no-plots", "--dtype", "float64", "--init-from", str(start_checkpoint), "--out", str(out)],
-            capture_output=True, text=True, timeout=600,
-        )
-        assert completed.returncode == 0, f"{backend}.train failed:\n{completed.stderr[-3000:]}"
-        metrics = json.loads((out / "metrics.json").read_text())
-        assert metrics["dtype"] == "float64" and metrics["init_from"] == str(start_checkpoint), (metrics["dtype"], metrics["init_from"])
-        checkpoints[backend], _ = load_checkpoint(out / "model.safetensors")
+    for backend, process in processes.items():
+        process.wait(timeout=600)
+        assert process.returncode == 0, f"{backend}.train failed:\n{logs[backend].read_text()[-3000:]}"
+        metrics = json.loads((tmp_path / backend / "metrics.json").read_text())
+        assert metrics["dtype"] == "float64", metrics["dtype"]
+        assert metrics["init_from"] == str(start_checkpoint), metrics["init_from"]
+        checkpoints[backend], _ = load_checkpoint(tmp_path / backend / "model.safetensors")
 
     for backend, tensors in checkpoints.items():
         dtypes = {value.dtype for value in tensors.values()}

@@ -46,15 +46,16 @@ def test_torch_to_flax_copies():
     params = torch_to_flax(model.state_dict())
     # jnp.asarray may alias a numpy array on the CPU; aliasing a copy is harmless, aliasing the torch tensor is not.
     jax_params = jax.tree_util.tree_map(jnp.asarray, params)
-    before = jax.tree_util.tree_map(np.array, jax_params)
+    before = jax.tree_util.tree_map(np.array, params)
 
     model(torch.randn(4, 1, 28, 28)).square().sum().backward()
     torch.optim.Adam(model.parameters(), lr=0.1).step()  # updates the tensors of the state_dict in place
 
-    assert not torch.equal(model.fc1.weight, torch.from_numpy(flax_to_torch(before)["fc1.weight"])), "the optimizer step changed nothing"
-    for layer, leaves in jax_params.items():
+    assert not torch.equal(model.fc1.bias, torch.from_numpy(before["fc1"]["bias"])), "the optimizer step changed nothing"
+    for layer, leaves in before.items():
         for leaf, value in leaves.items():
-            assert_bitwise_equal(np.asarray(value), before[layer][leaf], f"{layer}/{leaf}")
+            assert_bitwise_equal(params[layer][leaf], value, f"numpy {layer}/{leaf}")
+            assert_bitwise_equal(np.asarray(jax_params[layer][leaf]), value, f"jax {layer}/{leaf}")
 
 
 def test_flax_to_torch_copies():

@@ -38,7 +38,9 @@ def test_param_counts_match():
 def test_one_epoch_accuracy(backend, trained_runs):
     metrics = read_metrics(trained_runs[backend])
     record = metrics["epochs"][0]
-    assert metrics["seed"] == 0 and metrics["params"] == 13_498 and not metrics["dry_run"]
+    assert metrics["seed"] == 0
+    assert metrics["params"] == 13_498
+    assert not metrics["dry_run"]
 
     running, test = record["running_train_accuracy"], record["test_accuracy"]
     assert running >= MIN_RUNNING_TRAIN_ACCURACY, f"{backend} running train accuracy {100 * running:.2f}% < {100 * MIN_RUNNING_TRAIN_ACCURACY:.0f}%"

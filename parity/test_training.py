@@ -14,7 +14,12 @@ from parity import harness
 FLOAT64_TOLERANCE = harness.FLOAT64_TOLERANCE  # 1e-10
 FLOAT32_FIRST_STEPS = 10
 FLOAT32_FIRST_STEPS_TOLERANCE = 1e-5
-ACCURACY_POINTS = 0.25
+SEEDS = (0, 1, 2)
+RUNNING_ACCURACY_POINTS = 0.25
+# From about step 20 the float32 runs are two different models. Over seeds 0-5 their test accuracies
+# differed by 0.01 to 0.28 points (root mean square 0.14), so one seed gets 0.5 and the mean over seeds 0.25.
+TEST_ACCURACY_POINTS = 0.5
+MEAN_TEST_ACCURACY_POINTS = 0.25
 MIN_PREDICTION_AGREEMENT = 0.985
 
 
@@ -53,17 +58,24 @@ def test_float32_first_steps_agree(float32_epoch):
     )
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", SEEDS)
 def test_float32_epoch_accuracy(seed, float32_epoch):
     runs = float32_epoch(seed)
     torch_run, jax_run = runs["torch_ref"], runs["jax_impl"]
     batch_size = Config().batch_size
 
     torch_running, jax_running = 100 * torch_run.running_accuracy(batch_size), 100 * jax_run.running_accuracy(batch_size)
-    assert abs(torch_running - jax_running) <= ACCURACY_POINTS, f"running train accuracy: torch {torch_running:.2f}% vs jax {jax_running:.2f}%"
+    assert abs(torch_running - jax_running) <= RUNNING_ACCURACY_POINTS, f"running train accuracy: torch {torch_running:.2f}% vs jax {jax_running:.2f}%"
 
     torch_test, jax_test = 100 * torch_run.test_accuracy(), 100 * jax_run.test_accuracy()
-    assert abs(torch_test - jax_test) <= ACCURACY_POINTS, f"test accuracy: torch {torch_test:.2f}% vs jax {jax_test:.2f}%"
+    assert abs(torch_test - jax_test) <= TEST_ACCURACY_POINTS, f"test accuracy: torch {torch_test:.2f}% vs jax {jax_test:.2f}%"
 
     agreement = harness.prediction_agreement(torch_run.test_logits, jax_run.test_logits)
     assert agreement >= MIN_PREDICTION_AGREEMENT, f"the backends agree on {100 * agreement:.2f}% of test predictions, < {100 * MIN_PREDICTION_AGREEMENT:.1f}%"
+
+
+def test_float32_mean_test_accuracy(float32_epoch):
+    torch_test = [100 * float32_epoch(seed)["torch_ref"].test_accuracy() for seed in SEEDS]
+    jax_test = [100 * float32_epoch(seed)["jax_impl"].test_accuracy() for seed in SEEDS]
+    gap = abs(np.mean(torch_test) - np.mean(jax_test))
+    assert gap <= MEAN_TEST_ACCURACY_POINTS, f"mean test accuracy over seeds {SEEDS}: torch {np.mean(torch_test):.2f}% {torch_test} vs jax {np.mean(jax_test):.2f}% {jax_test}"

@@ -4,6 +4,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from mnist_common.cli import positive_int
 from serve.backends import BACKEND_CHOICES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -19,6 +20,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default 8000)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="folder searched for the newest run when --checkpoint is not given (default runs)")
+    parser.add_argument("--torch-threads", type=positive_int, default=1, help="PyTorch intra-op threads (default 1: one image is too small to split, and idle-spinning threads slow the server down on a small CPU)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="'warning' hides the per-request access log but keeps rejected requests (default info)")
     return parser.parse_args(argv)
 
@@ -34,6 +36,10 @@ def main(argv=None) -> None:
     from serve.checkpoints import find_or_train_checkpoint
 
     checkpoint = args.checkpoint or find_or_train_checkpoint(args.runs_dir)
+    if args.backend in ("torch", "both"):
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     try:
         app = create_app(checkpoint, args.backend)
     except CheckpointError as error:

@@ -26,16 +26,16 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_body(request: Request, limit: int, description: str) -> bytes:
-    """Read the request body, rejecting it with 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(request: Request, limit: int, description: str, note: str = "") -> bytes:
+    """Read the request body, rejecting it with 413 as soon as it is known to exceed `limit` bytes; `note` ends the message."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise InputError(413, f"{description} is {int(declared):,} bytes, over the limit of {limit:,} bytes")
+        raise InputError(413, f"{description} is {int(declared):,} bytes, over the limit of {limit:,} bytes{note}")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise InputError(413, f"{description} is over the limit of {limit:,} bytes")
+            raise InputError(413, f"{description} is over the limit of {limit:,} bytes{note}")
     return bytes(body)
 
 
@@ -47,7 +47,7 @@ async def read_upload(request: Request) -> tuple[bytes, str]:
         return data, "request body"
 
     limit = MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
-    body = await read_body(request, limit, f"multipart body with an image of at most {MAX_UPLOAD_BYTES:,} bytes")
+    body = await read_body(request, limit, "multipart body", f" (an image may be at most {MAX_UPLOAD_BYTES:,} bytes)")
 
     async def stream():
         yield body
@@ -67,11 +67,11 @@ async def read_upload(request: Request) -> tuple[bytes, str]:
     return data, upload.filename or "upload"
 
 
-async def read_json(request: Request) -> object:
+async def read_json(request: Request, example: str) -> object:
     """Parse the JSON body; Python's parser accepts NaN and Infinity, which the array checks then reject."""
     body = await read_body(request, MAX_JSON_BYTES, "JSON body")
     if not body:
-        raise InputError(400, "JSON body is empty; send {\"image\": [[28 values], ... 28 rows]}")
+        raise InputError(400, f"JSON body is empty; send {example}")
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

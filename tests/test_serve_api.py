@@ -38,7 +38,7 @@ def png_declaring(width: int, height: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def test_digits() -> tuple[np.ndarray, np.ndarray]:
+def first_test_digits() -> tuple[np.ndarray, np.ndarray]:
     images, labels = load_mnist("test")
     return images[:100], labels[:100]
 
@@ -117,8 +117,8 @@ def test_page_served_offline(client):
 
 # Predictions.
 
-def test_predict_json_digits(client, test_digits):
-    images, labels = test_digits
+def test_predict_json_digits(client, first_test_digits):
+    images, labels = first_test_digits
     correct = 0
     for image, label in zip(images[:20], labels[:20]):
         response = client.post("/predict", json={"image": image.tolist()})
@@ -133,14 +133,14 @@ def test_predict_json_digits(client, test_digits):
     assert correct >= 19, f"{correct} of the first 20 test digits predicted correctly, expected >= 19 (test accuracy ~98%)"
 
 
-def test_predict_bare_array(client, test_digits):
-    images, labels = test_digits
+def test_predict_bare_array(client, first_test_digits):
+    images, labels = first_test_digits
     body = client.post("/predict", json=images[0].tolist()).json()
     assert body["digit"] == labels[0], f"digit {body['digit']}, label {labels[0]}"
 
 
-def test_backends_agree(client, test_digits):
-    images, _ = test_digits
+def test_backends_agree(client, first_test_digits):
+    images, _ = first_test_digits
     body = client.post("/predict/batch", json={"images": images.tolist()}).json()
     jax_result, torch_result = body["results"]["jax"], body["results"]["torch"]
     assert jax_result["digits"] == torch_result["digits"]
@@ -149,8 +149,8 @@ def test_backends_agree(client, test_digits):
     assert difference <= PROBABILITY_TOLERANCE, f"max probability difference {difference:.2e}, expected <= {PROBABILITY_TOLERANCE:.0e}"
 
 
-def test_batch_matches_single(client, test_digits):
-    images, labels = test_digits
+def test_batch_matches_single(client, first_test_digits):
+    images, labels = first_test_digits
     body = client.post("/predict/batch", json={"images": images.tolist()}).json()
     correct = int((np.array(body["digits"]) == labels).sum())
     assert correct >= 97, f"{correct} of the first 100 test digits correct, expected >= 97"
@@ -160,8 +160,8 @@ def test_batch_matches_single(client, test_digits):
         assert single["probabilities"] == pytest.approx(body["probabilities"][index], abs=1e-6)
 
 
-def test_batch_of_256_accepted(client, test_digits):
-    images, _ = test_digits
+def test_batch_of_256_accepted(client, first_test_digits):
+    images, _ = first_test_digits
     batch = np.concatenate([images, images, images[:56]])
     response = client.post("/predict/batch", json=batch.tolist())
     assert response.status_code == 200, response.text
@@ -169,23 +169,23 @@ def test_batch_of_256_accepted(client, test_digits):
 
 
 @pytest.mark.parametrize(("mode", "image_format", "media_type"), [("L", "PNG", "image/png"), ("RGB", "JPEG", "image/jpeg")])
-def test_predict_upload(client, test_digits, mode, image_format, media_type):
-    images, labels = test_digits
+def test_predict_upload(client, first_test_digits, mode, image_format, media_type):
+    images, labels = first_test_digits
     drawn = Image.fromarray(255 - images[1]).resize((140, 140), Image.Resampling.BICUBIC).convert(mode)
     response = client.post("/predict", files={"file": (f"digit.{image_format.lower()}", encode(drawn, image_format), media_type)})
     assert response.status_code == 200, response.text
     assert response.json()["digit"] == labels[1], f"digit {response.json()['digit']}, label {labels[1]}"
 
 
-def test_predict_raw_image_body(client, test_digits):
-    images, labels = test_digits
+def test_predict_raw_image_body(client, first_test_digits):
+    images, labels = first_test_digits
     response = client.post("/predict", content=encode(Image.fromarray(images[2])), headers={"content-type": "image/png"})
     assert response.status_code == 200, response.text
     assert response.json()["digit"] == labels[2]
 
 
-def test_include_input_returns_28x28(client, test_digits):
-    images, _ = test_digits
+def test_include_input_returns_28x28(client, first_test_digits):
+    images, _ = first_test_digits
     body = client.post("/predict?include_input=true", files={"file": ("d.png", encode(Image.fromarray(images[3])), "image/png")}).json()
     model_input = np.array(body["input"])
     assert model_input.shape == (28, 28)
@@ -229,6 +229,7 @@ BAD_REQUESTS = [
     ("blank-image", "/predict", lambda: upload("white.png", encode(Image.new("RGB", (50, 50), "white"))), 422, "'white.png' is blank"),
     ("no-file-field", "/predict", lambda: {"data": {"picture": "x"}, "files": {"other": ("d.png", b"x", "image/png")}}, 422, "no file in a field named 'file'"),
     ("text-content-type", "/predict", lambda: {"content": b"7", "headers": {"content-type": "text/plain"}}, 415, "'text/plain' is not accepted"),
+    ("empty-json", "/predict/batch", lambda: {"content": b"", "headers": {"content-type": "application/json"}}, 400, "JSON body is empty; send {\"images\""),
     ("invalid-json", "/predict", lambda: {"content": b"{\"image\": [1, 2", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
     ("json-not-object", "/predict", lambda: json_body("seven"), 422, "got a string"),
     ("json-missing-field", "/predict", lambda: json_body({"pixels": []}), 422, "no 'image' field (fields sent: 'pixels')"),
@@ -288,7 +289,8 @@ def test_cli_missing_checkpoint_exits(tmp_path):
     from serve.__main__ import main
 
     with pytest.raises(SystemExit) as caught:
-        main(["--checkpoint", str(tmp_path / "absent.safetensors"), "--backend", "torch", "--log-level", "warning"])
+        # --backend jax: with torch, main would also set this test process's PyTorch thread count.
+        main(["--checkpoint", str(tmp_path / "absent.safetensors"), "--backend", "jax", "--log-level", "warning"])
     assert "checkpoint not found" in str(caught.value.code)
     assert "pass --checkpoint" in str(caught.value.code)
 

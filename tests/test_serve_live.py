@@ -88,16 +88,16 @@ def test_rejections_logged_once_each(server):
 
 
 def require_browser() -> None:
-    """Skip locally, but fail in CI, when Chromium or Playwright is missing: CI installs both with .ci/install-browser.sh."""
+    """Skip locally, but fail under CI=true, when Chromium or Playwright is missing (CI installs Chromium with .ci/install-browser.sh, Playwright with the test extras)."""
     missing = []
     if not CHROMIUM.exists():
-        missing.append(f"{CHROMIUM} (apt-get install -y chromium)")
+        missing.append(f"{CHROMIUM} (bash .ci/install-browser.sh, as root)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         missing.append("Playwright for Python (pip install playwright)")
     if missing:
-        message = f"the browser test needs {' and '.join(missing)}; bash .ci/install-browser.sh installs them"
+        message = f"the browser test needs {' and '.join(missing)}"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

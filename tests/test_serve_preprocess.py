@@ -29,15 +29,15 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def test_digits() -> tuple[np.ndarray, np.ndarray]:
+def first_test_digits() -> tuple[np.ndarray, np.ndarray]:
     images, labels = load_mnist("test")
     return images[:100], labels[:100]
 
 
 @pytest.fixture(scope="module")
-def drawn_digit(test_digits) -> Image.Image:
+def drawn_digit(first_test_digits) -> Image.Image:
     """A test digit drawn dark on light and enlarged 4x, as a user would upload it."""
-    return Image.fromarray(255 - test_digits[0][0]).resize((112, 112), Image.Resampling.BICUBIC)
+    return Image.fromarray(255 - first_test_digits[0][0]).resize((112, 112), Image.Resampling.BICUBIC)
 
 
 def test_light_background_inverted():
@@ -75,8 +75,8 @@ def test_offcentre_ink_centred_by_mass():
     assert abs(column - 14) <= 0.5, f"centre of mass column {column:.2f}, expected 14 +- 0.5 (whole-pixel shift)"
 
 
-def test_mnist_digits_pass_through(test_digits):
-    images, _ = test_digits
+def test_mnist_digits_pass_through(first_test_digits):
+    images, _ = first_test_digits
     for index, original in enumerate(images):
         result = preprocess_upload(encode(Image.fromarray(original)), f"digit-{index}.png").astype(int)
         # MNIST centred its digits to a fraction of a pixel, this preprocessing to whole pixels.
