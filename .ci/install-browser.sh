@@ -5,8 +5,9 @@
 # the browser test then skips locally but fails under CI=true.
 set -euo pipefail
 
-if [ -x /usr/bin/chromium ]; then
-  echo "install-browser: $(/usr/bin/chromium --version 2>/dev/null) is installed" >&2
+browser=${CHROMIUM_PATH:-/usr/bin/chromium}
+if [ -x "$browser" ]; then
+  echo "install-browser: $("$browser" --version 2>/dev/null) is installed" >&2
   exit 0
 fi
 as_root=()

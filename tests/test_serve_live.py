@@ -14,7 +14,7 @@ from PIL import Image
 from mnist_data import load_mnist
 from serve.process import ServerProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))  # GitHub's runners: their preinstalled Chrome
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
