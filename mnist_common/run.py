@@ -85,7 +85,7 @@ def epoch_record(epoch: int, step_loss: np.ndarray, step_correct: np.ndarray, n_
 
 
 def run_metadata(backend: str, device: str, config: Config, args: argparse.Namespace) -> dict:
-    """Describe a run: what metrics.json holds besides its epochs, and what a checkpoint records."""
+    """Describe a run: what metrics.json contains besides its epochs, and what a checkpoint records."""
     return {
         "format": METRICS_FORMAT,
         "backend": backend,

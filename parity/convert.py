@@ -116,7 +116,7 @@ def flax_to_torch(params: Mapping) -> dict[str, np.ndarray]:
     flat = {}
     for layer, leaves in params.items():
         if not isinstance(leaves, Mapping):
-            raise ConversionError(f"Flax key {layer!r} holds a {type(leaves).__name__}, expected a dict of 'kernel' and 'bias' arrays")
+            raise ConversionError(f"Flax key {layer!r} is a {type(leaves).__name__}, expected a dict of 'kernel' and 'bias' arrays")
         flat.update({f"{layer}/{leaf}": _as_numpy(value) for leaf, value in leaves.items()})
     _check(flat, FLAX_SHAPES, "Flax")
     state = {}

@@ -63,7 +63,7 @@ def write_start_checkpoint(path: Path, seed: int) -> Path:
 
 @dataclasses.dataclass
 class Run:
-    """What one backend's training run produced, in PyTorch's layout."""
+    """The output of one backend's training run, params in PyTorch's layout."""
 
     backend: str
     dtype: str

@@ -4,9 +4,7 @@ import argparse
 import csv
 import datetime
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +13,12 @@ from matplotlib.figure import Figure  # a bare Figure renders through Agg: no di
 from mnist_common import cli, plots
 from mnist_common.checkpoint import library_versions
 from mnist_common.config import RECIPE, Config
+from mnist_common.files import atomic_path
 from parity import harness
 
 PROG = "python -m parity.report"
 BACKENDS = ("torch_ref", "jax_impl")
 THRESHOLDS = (1e-6, 1e-3)  # loss differences whose first crossing the report names
-DEFAULT_FLOAT64_STEPS = 1000
 FORWARD_EXAMPLES = 1000
 SAMPLE_STEPS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 3000)
 SMOOTHING_STEPS = 50
@@ -36,7 +34,7 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None, help="folder for the report (default: a new folder under runs/ named parity-<time>)")
     parser.add_argument(
         "--steps", type=cli.positive_int, default=None,
-        help=f"training steps of every run, at most one epoch (default: the whole epoch in float32, {DEFAULT_FLOAT64_STEPS} steps in float64)",
+        help="training steps of every run, at most one epoch of 3,750 (default: the whole epoch)",
     )
     parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="seed of the starting weights (PyTorch's initialization) and of the batch order (default 0)")
     return parser
@@ -44,11 +42,8 @@ def report_parser() -> argparse.ArgumentParser:
 
 def write_text(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file, so a reader never sees half a file."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.chmod(temporary, 0o666 & ~plots.current_umask())
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
 
 
 def loss_difference(runs: dict[str, harness.Run]) -> np.ndarray:
@@ -211,13 +206,12 @@ def main(argv=None) -> Path:
 
     start = harness.write_start_checkpoint(out / "start.safetensors", args.seed)
     forward = forward_figures(start, args.seed)
-    steps = {"float32": args.steps, "float64": args.steps or DEFAULT_FLOAT64_STEPS}
     runs = {}
     for dtype in harness.DTYPES:
-        print(f"{PROG}: training both backends in {dtype}, {steps[dtype] or 'the whole epoch of'} steps", file=sys.stderr)
+        print(f"{PROG}: training both backends in {dtype} for {f'{args.steps} steps' if args.steps else 'one epoch'}", file=sys.stderr)
         runs[dtype] = {
-            "torch_ref": harness.train_torch(start, dtype, seed=args.seed, max_steps=steps[dtype]),
-            "jax_impl": harness.train_jax(start, dtype, seed=args.seed, max_steps=steps[dtype]),
+            "torch_ref": harness.train_torch(start, dtype, seed=args.seed, max_steps=args.steps),
+            "jax_impl": harness.train_jax(start, dtype, seed=args.seed, max_steps=args.steps),
         }
 
     write_csv(out / "losses.csv", runs)

@@ -93,7 +93,7 @@ def test_ported_net_matches_with_valid_padding(forward_case):
 
 def test_same_padding(forward_case):
     state_dict, images, _ = forward_case
-    # Wrong: nn.Conv pads 'SAME' unless told otherwise. The maps stay 28, 14 and 7 wide, so fc1 would read
+    # Wrong: nn.Conv pads 'SAME' by default. The maps stay 28, 14 and 7 wide, so fc1 would read
     # 7*7*16 = 784 features; PyTorch's weights cannot even be applied, which fails the forward check.
     with pytest.raises(flax.errors.ScopeParamShapeError, match=r"/fc1.*\(784, 64\).*\(144, 64\)"):
         flax_logits(PortedNet(conv_padding="SAME"), torch_to_flax(state_dict), images)

@@ -19,6 +19,9 @@ BACKEND = "torch_ref"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 EVAL_BATCH_SIZE = 1000
 PROGRESS_EVERY = 50  # steps between progress-bar updates; each one waits for the device
+# A batch-16 step is too small to split across cores: a second intra-op thread gains little on an idle
+# 2-core CPU and, when anything else runs, makes each step several times slower (`benchmarks.epoch`).
+CPU_THREADS = 1
 
 
 def select_device(name: str) -> torch.device:
@@ -114,6 +117,8 @@ def main(argv=None) -> dict:
     args = cli.train_parser(BACKEND).parse_args(argv)
     config = cli.config_from_args(args)
     device = select_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(CPU_THREADS)
     dtype = DTYPES[args.dtype]
     out = args.out or cli.default_run_dir(BACKEND)
 
