@@ -17,7 +17,8 @@ def torch_state_dict(seed: int = 0, dtype=torch.float32) -> dict[str, torch.Tens
 
 
 def assert_bitwise_equal(a: np.ndarray, b: np.ndarray, key: str) -> None:
-    assert a.dtype == b.dtype and a.shape == b.shape, f"{key}: {a.dtype}{a.shape} vs {b.dtype}{b.shape}"
+    assert a.dtype == b.dtype, f"{key}: {a.dtype} vs {b.dtype}"
+    assert a.shape == b.shape, f"{key}: {a.shape} vs {b.shape}"
     assert a.tobytes() == b.tobytes(), f"{key}: max |difference| {np.abs(a.astype(np.float64) - b).max():.3g}"
 
 

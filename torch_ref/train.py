@@ -19,8 +19,8 @@ BACKEND = "torch_ref"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 EVAL_BATCH_SIZE = 1000
 PROGRESS_EVERY = 50  # steps between progress-bar updates; each one waits for the device
-# A batch-16 step is too small to split across cores: a second intra-op thread gains little on an idle
-# 2-core CPU and, when anything else runs, makes each step several times slower (`benchmarks.epoch`).
+# A batch-16 step is too small to split across cores: on a 2-core CPU a second intra-op thread made
+# epochs 8-10x slower whenever another process was busy (`python -m benchmarks.epoch`).
 CPU_THREADS = 1
 
 
