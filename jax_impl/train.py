@@ -54,7 +54,8 @@ def create_optimizer(config: Config, total_steps: int) -> optax.GradientTransfor
     """Adam with the config's linearly decaying rate; optax counts steps from 0, as LambdaLR does."""
 
     def schedule(count):
-        # optax's count is int32, and int32 / int is float32 even under jax_enable_x64: without the cast a float64 run's rate is rounded to float32.
+        # optax's count is int32, and int32 / int gives float32 even under jax_enable_x64, so without
+        # the cast a float64 run would use a rate rounded to float32.
         return learning_rate(count.astype(float), total_steps, config.lr)
 
     return optax.adam(
