@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
     config = cli.config_from_args(args)
     device = select_device(args.device)
     dtype = DTYPES[args.dtype]
-    out = args.out or cli.default_run_dir(BACKEND)
+    out = cli.check_out_dir(args.out or cli.default_run_dir(BACKEND))
 
     arrays = run.load_data(args)
     data = {key: jax.device_put(value, device) for key, value in arrays.items()}
@@ -162,7 +162,7 @@ def main(argv=None) -> dict:
     metrics = run.run_metadata(BACKEND, f"{device.platform}:{device.id}", config, args) | {"epochs": []}
     compiled = {}
 
-    print(f"{BACKEND}: training on {device.platform} ({args.dtype}), {config.epochs} epoch(s), writing to {out}", file=sys.stderr)
+    print(f"{BACKEND}: training on {device.platform} ({args.dtype}), {config.epochs} epoch(s){' (dry run)' if args.dry_run else ''}, writing to {out}", file=sys.stderr)
     for epoch in range(config.epochs):
         start = time.perf_counter()
         params, opt_state, step_loss, step_correct, compile_seconds = train_epoch(tx, params, opt_state, data, table, config, epoch, max_steps, compiled)

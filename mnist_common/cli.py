@@ -9,22 +9,32 @@ from pathlib import Path
 from mnist_common.config import Config
 
 
+def parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = parse_int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = parse_int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
     if not value > 0:  # also rejects nan
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
@@ -59,6 +69,13 @@ def train_parser(backend: str) -> argparse.ArgumentParser:
     return parser
 
 
+def check_out_dir(out: Path) -> Path:
+    """Fail before training, not after, when the run folder cannot be created."""
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: exists and is not a folder; pass a folder path")
+    return out
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     return Config(batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, lr=args.lr)
 
@@ -84,5 +101,5 @@ def run_main(main: Callable[[], object], prog: str) -> None:
 
     try:
         main()
-    except (CheckpointError, ConversionError, ChecksumError, FetchError, IDXError) as error:
+    except (CheckpointError, ConversionError, ChecksumError, FetchError, IDXError, FileNotFoundError) as error:
         sys.exit(f"{prog}: error: {error}")

@@ -115,7 +115,7 @@ def write_json(path: Path, document: dict) -> None:
 
 def checkpoint_metadata(metrics: dict) -> dict:
     """Select what a checkpoint records about the run that produced it."""
-    keys = ("backend", "device", "dtype", "seed", "config", "versions", "mnist_sha256", "init_from")
+    keys = ("backend", "device", "dtype", "seed", "config", "versions", "mnist_sha256", "init_from", "dry_run")
     metadata = {key: metrics[key] for key in keys}
     metadata["epochs"] = len(metrics["epochs"])
     metadata["test_accuracy"] = metrics["epochs"][-1]["test_accuracy"]
@@ -129,4 +129,5 @@ def finish(out: Path, metrics: dict, arrays: dict[str, np.ndarray], test_logits:
 
         write_run_plots(out, metrics, arrays["test_images"], arrays["test_labels"], test_logits)
     print(final_table(metrics))
-    print(f"wrote {out}/metrics.json and {out}/model.safetensors")
+    written = "metrics.json, model.safetensors" + (", curves.png, confusion.png, mistakes.png" if plots else "")
+    print(f"wrote {written} to {out}")

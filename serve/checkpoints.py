@@ -1,6 +1,7 @@
 """Find the checkpoint to serve when none is given: the newest run under runs/, else a default JAX model trained once."""
 
 import datetime
+import json
 import logging
 from pathlib import Path
 
@@ -9,9 +10,17 @@ logger = logging.getLogger("serve")
 CHECKPOINT_NAME = "model.safetensors"
 
 
+def is_dry_run(run_dir: Path) -> bool:
+    """Tell whether the run in `run_dir` was a 20-step `--dry-run` smoke test, per its metrics.json."""
+    try:
+        return bool(json.loads((run_dir / "metrics.json").read_text()).get("dry_run"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def newest_checkpoint(runs_dir: Path) -> Path | None:
-    """Return the most recently written `runs_dir/*/model.safetensors`, or None when there is none."""
-    candidates = [path for path in Path(runs_dir).glob(f"*/{CHECKPOINT_NAME}") if path.is_file()]
+    """Return the most recently written `runs_dir/*/model.safetensors` of a real run (dry runs skipped), or None."""
+    candidates = [path for path in Path(runs_dir).glob(f"*/{CHECKPOINT_NAME}") if path.is_file() and not is_dry_run(path.parent)]
     return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
 
 

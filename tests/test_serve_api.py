@@ -307,6 +307,17 @@ def test_newest_run_chosen(tmp_path, fresh_checkpoint):
     assert checkpoints.find_or_train_checkpoint(tmp_path) == tmp_path / "jax_impl-new" / "model.safetensors"
 
 
+def test_newest_run_skips_dry_runs(tmp_path, fresh_checkpoint):
+    for name, stamp, dry_run in [("jax_impl-real", 1_700_000_000, False), ("torch_ref-smoke", 1_700_000_100, True)]:
+        run = tmp_path / name
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({"dry_run": dry_run}))
+        checkpoint = run / "model.safetensors"
+        checkpoint.write_bytes(fresh_checkpoint.read_bytes())
+        os.utime(checkpoint, (stamp, stamp))
+    assert checkpoints.newest_checkpoint(tmp_path) == tmp_path / "jax_impl-real" / "model.safetensors"
+
+
 def test_no_runs_trains_jax_once(tmp_path, fresh_checkpoint, monkeypatch):
     import jax_impl.train
 

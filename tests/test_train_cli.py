@@ -50,6 +50,8 @@ def test_dry_run_writes_metrics_and_checkpoint(backend, tmp_path):
         (("--device", "tpu"), "--device: invalid choice: 'tpu'"),
         (("--epochs", "0"), "--epochs: must be a positive integer, got 0"),
         (("--lr", "nan"), "--lr: must be a positive number, got nan"),
+        (("--lr", "abc"), "--lr: must be a positive number, got 'abc'"),
+        (("--seed", "1.5"), "--seed: must be an integer, got '1.5'"),
     ],
 )
 def test_bad_flag_exits_with_one_line(backend, flags, reason):
@@ -68,3 +70,23 @@ def test_missing_init_checkpoint_exits_with_one_line(backend, tmp_path):
     lines = completed.stderr.strip().splitlines()
     assert str(missing) in lines[-1], f"error does not name the file: {completed.stderr[-2000:]!r}"
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_out_that_is_a_file_fails_before_training(backend, tmp_path):
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("not a run folder")
+    completed = run_cli(backend, "--dry-run", "--no-plots", "--out", str(not_a_folder))
+    assert completed.returncode != 0
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.strip().splitlines()[-1] == f"--out {not_a_folder}: exists and is not a folder; pass a folder path"
+    assert "epoch 1" not in completed.stderr, "training started before the --out check"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_data_dir_exits_with_one_line(backend, tmp_path):
+    completed = run_cli(backend, "--dry-run", "--no-plots", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert completed.returncode != 0
+    assert "Traceback" not in completed.stderr
+    last = completed.stderr.strip().splitlines()[-1]
+    assert str(tmp_path) in last and "train-images-idx3-ubyte" in last, f"error does not name the folder and file: {last!r}"

@@ -120,7 +120,7 @@ def main(argv=None) -> dict:
     if device.type == "cpu":
         torch.set_num_threads(CPU_THREADS)
     dtype = DTYPES[args.dtype]
-    out = args.out or cli.default_run_dir(BACKEND)
+    out = cli.check_out_dir(args.out or cli.default_run_dir(BACKEND))
 
     arrays = run.load_data(args)
     data = {key: torch.from_numpy(value).to(device) for key, value in arrays.items()}
@@ -132,7 +132,7 @@ def main(argv=None) -> dict:
     optimizer, scheduler = create_optimizer(model, config, total_steps)
     metrics = run.run_metadata(BACKEND, str(device), config, args) | {"epochs": []}
 
-    print(f"{BACKEND}: training on {device} ({args.dtype}), {config.epochs} epoch(s), writing to {out}", file=sys.stderr)
+    print(f"{BACKEND}: training on {device} ({args.dtype}), {config.epochs} epoch(s){' (dry run)' if args.dry_run else ''}, writing to {out}", file=sys.stderr)
     for epoch in range(config.epochs):
         start = time.perf_counter()
         step_loss, step_correct = train_epoch(model, optimizer, scheduler, data, table, config, epoch, max_steps)
