@@ -80,10 +80,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config(batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, lr=args.lr)
 
 
-def default_run_dir(backend: str) -> Path:
-    """Return a new, not yet existing folder under runs/ named after the backend and the time."""
+def default_run_dir(backend: str, runs_dir: Path = Path("runs")) -> Path:
+    """Return a new, not yet existing folder under `runs_dir` named after the backend and the time."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"{backend}-{stamp}"
+    base = Path(runs_dir) / f"{backend}-{stamp}"
     candidate, suffix = base, 1
     while candidate.exists():
         suffix += 1

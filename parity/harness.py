@@ -176,7 +176,7 @@ def torch_gradients(start: Path, images: np.ndarray, labels: np.ndarray) -> dict
     y = torch.from_numpy(labels).to(device).long()
 
     torch_train.train_step(model, optimizer, scheduler, x, y)
-    # train_step runs backward before it updates, so .grad holds the gradients at the weights of `start`.
+    # train_step runs backward before it updates, so .grad contains the gradients at the weights of `start`.
     return {name: param.grad.cpu().numpy().copy() for name, param in model.named_parameters()}
 
 

@@ -1,9 +1,10 @@
 """Find the checkpoint to serve when none is given: the newest run under runs/, else a default JAX model trained once."""
 
-import datetime
 import json
 import logging
 from pathlib import Path
+
+from mnist_common.cli import default_run_dir
 
 logger = logging.getLogger("serve")
 
@@ -24,16 +25,6 @@ def newest_checkpoint(runs_dir: Path) -> Path | None:
     return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
 
 
-def new_run_dir(runs_dir: Path, backend: str) -> Path:
-    """Return a not yet existing folder under `runs_dir` named after the backend and the time."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, suffix = Path(runs_dir) / f"{backend}-{stamp}", 1
-    while candidate.exists():
-        suffix += 1
-        candidate = Path(runs_dir) / f"{backend}-{stamp}-{suffix}"
-    return candidate
-
-
 def find_or_train_checkpoint(runs_dir: Path = Path("runs")) -> Path:
     """Return the newest checkpoint under `runs_dir`; when there is none, train the default JAX model once and return its checkpoint."""
     checkpoint = newest_checkpoint(runs_dir)
@@ -43,7 +34,7 @@ def find_or_train_checkpoint(runs_dir: Path = Path("runs")) -> Path:
 
     from jax_impl import train
 
-    out = new_run_dir(runs_dir, train.BACKEND)
+    out = default_run_dir(train.BACKEND, runs_dir)
     logger.warning("no %s under %s/; training the default JAX model once (one epoch) into %s", CHECKPOINT_NAME, runs_dir, out)
     train.main(["--out", str(out)])
     return out / CHECKPOINT_NAME

@@ -89,4 +89,5 @@ def test_empty_data_dir_exits_with_one_line(backend, tmp_path):
     assert completed.returncode != 0
     assert "Traceback" not in completed.stderr
     last = completed.stderr.strip().splitlines()[-1]
-    assert str(tmp_path) in last and "train-images-idx3-ubyte" in last, f"error does not name the folder and file: {last!r}"
+    assert str(tmp_path) in last, f"error does not name the folder: {last!r}"
+    assert "train-images-idx3-ubyte" in last, f"error does not name the missing file: {last!r}"
