@@ -46,6 +46,51 @@ def matmul_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
     return jnp.matmul(patches, rhs.reshape(kernel_h * kernel_w * in_channels, out_channels), precision=precision)
 
 
+def _pool_windows(x: jax.Array) -> jax.Array:
+    """View (N, H, W, C) as (N, H // 2, 2, W // 2, 2, C). An odd last row or column is dropped, as in PyTorch."""
+    n, h, w, c = x.shape
+    return x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+
+
+@jax.custom_vjp
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """Max-pool 2x2 windows with stride 2, as PyTorch's `F.max_pool2d(x, 2)` does.
+
+    The values are those of `nn.max_pool(x, (2, 2), strides=(2, 2))`. In the backward pass each
+    window's gradient goes to the first of its largest values in row-major order, the element
+    PyTorch records as the index. A plain `jnp.max` would split it among tied values. With
+    `nn.max_pool`'s own select-and-scatter gradient a training step took 1.2 ms instead of
+    0.9 ms on a 2-core CPU (jaxlib 0.10.2, batch 16, whole step under `lax.scan`).
+    """
+    return nn.max_pool(x, (2, 2), strides=(2, 2))
+
+
+def _max_pool_2x2_fwd(x):
+    # A max over the reshaped windows is faster than nn.max_pool's reduce_window at batch 16, and slower at batch 1,000.
+    y = _pool_windows(x).max(axis=(2, 4))
+    return y, (x, y)
+
+
+def _max_pool_2x2_bwd(residuals, g):
+    x, y = residuals
+    windows = _pool_windows(x)
+    is_max = windows == y[:, :, None, :, None, :]
+    # Row-major order within a window: (0, 0), (0, 1), (1, 0), (1, 1).
+    first = is_max[:, :, 0, :, 0]
+    second = is_max[:, :, 0, :, 1] & ~first
+    third = is_max[:, :, 1, :, 0] & ~(first | second)
+    fourth = ~(first | second | third)
+    zero = jnp.zeros_like(g)
+    top = jnp.stack([jnp.where(first, g, zero), jnp.where(second, g, zero)], axis=3)
+    bottom = jnp.stack([jnp.where(third, g, zero), jnp.where(fourth, g, zero)], axis=3)
+    n, h, w, c = x.shape
+    dx = jnp.stack([top, bottom], axis=2).reshape(n, h // 2 * 2, w // 2 * 2, c)
+    return (jnp.pad(dx, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
+
+
+max_pool_2x2.defvjp(_max_pool_2x2_fwd, _max_pool_2x2_bwd)
+
+
 def conv(features: int, in_channels: int, name: str) -> nn.Conv:
     fan_in = in_channels * 3 * 3
     return nn.Conv(
@@ -64,8 +109,8 @@ class Net(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """Map normalized images (N, 28, 28, 1) to logits (N, 10)."""
-        x = nn.max_pool(nn.relu(conv(8, 1, "conv1")(x)), (2, 2), strides=(2, 2))
-        x = nn.max_pool(nn.relu(conv(16, 8, "conv2")(x)), (2, 2), strides=(2, 2))  # 11x11 -> 5x5, as in PyTorch
+        x = max_pool_2x2(nn.relu(conv(8, 1, "conv1")(x)))
+        x = max_pool_2x2(nn.relu(conv(16, 8, "conv2")(x)))  # 11x11 -> 5x5, as in PyTorch
         x = nn.relu(conv(16, 16, "conv3")(x))
         x = x.reshape(x.shape[0], -1)  # channels-last: H, W, C (the weight conversion reorders fc1)
         x = nn.relu(dense(64, 144, "fc1")(x))
