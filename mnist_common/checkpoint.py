@@ -44,6 +44,9 @@ def save_checkpoint(path: str | Path, tensors: dict[str, np.ndarray], metadata: 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     """Read a checkpoint written by either backend; return (tensors, metadata with JSON values decoded)."""
     path = Path(path)
+    if path.is_dir():
+        hint = f"; did you mean {path / 'model.safetensors'}?" if (path / "model.safetensors").is_file() else ""
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file{hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:

@@ -94,7 +94,7 @@ def fetch_files(names: Sequence[str] = ALL_FILES) -> dict[str, Path]:
     return {name: folder / name for name in names}
 
 
-def find_in_data_dir(folder: Path, names: Sequence[str], origin: str = "data_dir") -> dict[str, Path]:
+def find_in_data_dir(folder: Path, names: Sequence[str], origin: str = "--data-dir") -> dict[str, Path]:
     """Return the path of each of `names` in `folder`, raw or with `.gz`; raise FileNotFoundError naming those missing.
 
     `origin` names where the folder came from, for the error message.
@@ -108,15 +108,15 @@ def find_in_data_dir(folder: Path, names: Sequence[str], origin: str = "data_dir
     missing = [name for name in names if name not in paths]
     if missing:
         problem = "does not exist" if not folder.is_dir() else f"lacks {', '.join(missing)} (raw or .gz)"
-        raise FileNotFoundError(f"MNIST folder {folder} (from {origin}) {problem}; put the files there, "
-                                "or unset MNIST_DATA_DIR and pass no data_dir to use the cache and downloads")
+        raise FileNotFoundError(f"MNIST folder {folder} (from {origin}) {problem}. Put the files there, or use the cache "
+                                "and downloads: give no --data-dir (data_dir in Python) and unset MNIST_DATA_DIR")
     return paths
 
 
 def data_dir_from(data_dir: str | Path | None) -> tuple[Path, str] | None:
     """Return the folder to read instead of the cache, with where it came from, or None to use the cache."""
     if data_dir:
-        return Path(data_dir), "data_dir"
+        return Path(data_dir), "--data-dir"  # the flag of every CLI, and load_mnist's data_dir
     if os.environ.get("MNIST_DATA_DIR"):
         return Path(os.environ["MNIST_DATA_DIR"]), "MNIST_DATA_DIR"
     return None

@@ -28,6 +28,14 @@ def same_or_differs(a, b) -> str:
     return "same" if a == b else "differs"
 
 
+def device_kind(device) -> str | None:
+    """Return 'cpu' or 'gpu' for a recorded device: PyTorch writes 'cpu' or 'cuda', JAX 'cpu:0' or 'gpu:0'."""
+    if device is None:
+        return None
+    kind = str(device).split(":")[0]
+    return "gpu" if kind == "cuda" else kind
+
+
 def signed(value: float, unit: str) -> str:
     return f"{value:+.2f}{unit}"
 
@@ -36,7 +44,11 @@ def comparison_rows(a: dict, b: dict) -> list[tuple[str, str, str, str]]:
     """Build (what, run A, run B, B − A) rows: settings first, then every epoch's figures."""
     rows = []
     for key in SETTINGS:
-        rows.append((key, str(a.get(key, "-")), str(b.get(key, "-")), same_or_differs(a.get(key), b.get(key))))
+        if key == "device":  # the same CPU or GPU is "same" whichever backend named it
+            verdict = same_or_differs(device_kind(a.get(key)), device_kind(b.get(key)))
+        else:
+            verdict = same_or_differs(a.get(key), b.get(key))
+        rows.append((key, str(a.get(key, "-")), str(b.get(key, "-")), verdict))
     config_keys = [key for key in {**a["config"], **b["config"]} if a["config"].get(key) != b["config"].get(key)]
     for key in config_keys:
         rows.append((f"config.{key}", str(a["config"].get(key, "-")), str(b["config"].get(key, "-")), "differs"))

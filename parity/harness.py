@@ -86,10 +86,22 @@ def total_steps(config: Config) -> int:
     return config.epochs * steps_per_epoch(len(load_data()["train_images"]), config.batch_size)
 
 
-def train_torch(start: Path, dtype: str, seed: int = 0, max_steps: int | None = None, evaluate_test: bool = True) -> Run:
-    """Train PyTorch from the checkpoint `start` for one epoch (or its first `max_steps` steps) with the default recipe."""
+def train_torch(
+    start: Path,
+    dtype: str,
+    seed: int = 0,
+    max_steps: int | None = None,
+    evaluate_test: bool = True,
+    memory_format: torch.memory_format = torch.channels_last,
+) -> Run:
+    """Train PyTorch from the checkpoint `start` for one epoch (or its first `max_steps` steps) with the default recipe.
+
+    `memory_format` is the model's: torch_ref's channels-last, or `torch.contiguous_format` for a
+    second PyTorch run that differs from the first only in float rounding.
+    """
     config = Config(seed=seed)
     device = torch_train.select_device("auto")
+    torch_train.use_cpu_threads(device)  # as torch_ref.train does, so a run here repeats the CLI's run bit for bit
     torch_dtype = torch_train.DTYPES[dtype]
     arrays = load_data()
     data = {key: torch.from_numpy(value).to(device) for key, value in arrays.items()}
@@ -97,7 +109,7 @@ def train_torch(start: Path, dtype: str, seed: int = 0, max_steps: int | None = 
     table = torch.from_numpy(run.normalization_table(config)).to(device=device, dtype=torch_dtype)
 
     started = time.perf_counter()
-    model = torch_train.create_model(config, torch_dtype, device, start)
+    model = torch_train.create_model(config, torch_dtype, device, start, memory_format)
     optimizer, scheduler = torch_train.create_optimizer(model, config, total_steps(config))
     step_loss, step_correct = torch_train.train_epoch(model, optimizer, scheduler, data, table, config, 0, max_steps)
     test_logits = None

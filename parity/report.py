@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure  # a bare Figure renders through Agg: no display needed
 
 from mnist_common import cli, plots
@@ -120,8 +121,35 @@ def format_step(step: int | None, steps: int) -> str:
     return f"step {step}" if step is not None else f"not within {steps:,} steps"
 
 
-def summary_lines(runs: dict[str, dict[str, harness.Run]], forward: dict, seed: int, seconds: float) -> list[str]:
-    """Build report.md: the setting, forward figures, where the runs part, per-step losses, params and accuracy."""
+def yardstick_lines(runs: dict[str, dict[str, harness.Run]], yardstick: harness.Run) -> list[str]:
+    """Compare torch_ref's float32 run with JAX's and with a PyTorch run in the default (channels-first) memory format."""
+    reference = runs["float32"]["torch_ref"]
+    others = {"jax_impl": runs["float32"]["jax_impl"], "torch_ref, channels-first": yardstick}
+    lines = [
+        "",
+        "## Yardstick: PyTorch against PyTorch (float32)",
+        "",
+        "A third float32 run trains torch_ref with the model in PyTorch's default channels-first memory instead of",
+        "channels-last. Its convolutions compute the same sums with other kernels, so it differs from torch_ref in float32",
+        "rounding alone. How far the two part is the scale against which to read the JAX differences.",
+        "",
+        "| torch_ref against | first step above 1e-6 | first step above 1e-3 | test acc torch_ref | test acc other | difference | same test prediction |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for name, other in others.items():
+        difference = np.abs(reference.step_loss - other.step_loss)
+        crossings = [format_step(harness.first_step_above(difference, threshold), len(difference)) for threshold in THRESHOLDS]
+        reference_accuracy, other_accuracy = 100 * reference.test_accuracy(), 100 * other.test_accuracy()
+        agreement = 100 * harness.prediction_agreement(reference.test_logits, other.test_logits)
+        lines.append(
+            f"| {name} | {crossings[0]} | {crossings[1]} | {reference_accuracy:.2f}% | {other_accuracy:.2f}%"
+            f" | {other_accuracy - reference_accuracy:+.2f} points | {agreement:.2f}% |"
+        )
+    return lines
+
+
+def summary_lines(runs: dict[str, dict[str, harness.Run]], forward: dict, yardstick: harness.Run, seed: int, seconds: float) -> list[str]:
+    """Build report.md: the setting, forward figures, where the runs part, a PyTorch yardstick, per-step losses, params and accuracy."""
     versions = library_versions()
     device = harness.device_description()
     lines = [
@@ -162,6 +190,7 @@ def summary_lines(runs: dict[str, dict[str, harness.Run]], forward: dict, seed: 
         "gradient element can become a difference of the size of the whole update. Float64 rounding errors are about 5e8 times",
         "smaller than float32's (2^-53 against 2^-24), which is why the float64 runs stay together far longer.",
     ]
+    lines += yardstick_lines(runs, yardstick)
 
     lines += ["", "## Loss per step (a sample; every step is in losses.csv)", ""]
     header = ["step"]
@@ -221,13 +250,16 @@ def main(argv=None) -> Path:
             "jax_impl": harness.train_jax(start, dtype, seed=args.seed, max_steps=args.steps),
         }
 
+    print(f"{PROG}: training torch_ref in float32 once more, in PyTorch's default memory format", file=sys.stderr)
+    yardstick = harness.train_torch(start, "float32", seed=args.seed, max_steps=args.steps, memory_format=torch.contiguous_format)
+
     write_csv(out / "losses.csv", runs)
     write_plot(out / "losses.png", runs, args.seed)
     seconds = (datetime.datetime.now() - started).total_seconds()
-    report = "\n".join(summary_lines(runs, forward, args.seed, seconds)) + "\n"
+    report = "\n".join(summary_lines(runs, forward, yardstick, args.seed, seconds)) + "\n"
     write_text(out / "report.md", report)
     print(report)
-    print(f"wrote {out}/report.md, {out}/losses.csv and {out}/losses.png")
+    print(f"wrote {out}/report.md, {out}/losses.csv, {out}/losses.png and {out}/start.safetensors (the starting weights)")
     return out
 
 

@@ -74,6 +74,13 @@ def test_missing_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "absent.safetensors")
 
 
+def test_run_folder_is_not_checkpoint(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file") as raised:
+        load_checkpoint(tmp_path)
+    assert f"did you mean {tmp_path / 'model.safetensors'}?" in str(raised.value)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_init_from_keeps_weights_exact(dtype, tmp_path):
     weights = random_state_dict(dtype)

@@ -34,7 +34,11 @@ def test_report_csv_has_every_step(report_folder):
 
 def test_report_markdown_sections(report_folder):
     text = (report_folder / "report.md").read_text()
-    for heading in ("## Forward and gradients", "## Where the runs part", "## Loss per step", "## Largest parameter difference per layer", "## Accuracy at the end"):
+    headings = (
+        "## Forward and gradients", "## Where the runs part", "## Yardstick: PyTorch against PyTorch (float32)",
+        "## Loss per step", "## Largest parameter difference per layer", "## Accuracy at the end",
+    )
+    for heading in headings:
         assert heading in text, f"{heading!r} missing from report.md"
     assert "seed 1" in text
     assert f"| float64 | {STEPS} |" in text, "the float64 row of 'Where the runs part' is missing"
@@ -45,3 +49,14 @@ def test_report_png(report_folder):
         assert image.format == "PNG"
         assert image.width >= 800, image.size
         assert image.height >= 600, image.size
+
+
+def test_report_yardstick_rows(report_folder):
+    text = (report_folder / "report.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| jax_impl |") or line.startswith("| torch_ref, channels-first |")]
+    assert len(rows) == 2, rows
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert len(cells) == 7, row
+        assert cells[5].endswith(" points"), row
+        assert cells[6].endswith("%"), row

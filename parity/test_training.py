@@ -15,12 +15,13 @@ FLOAT64_TOLERANCE = harness.FLOAT64_TOLERANCE  # 1e-10
 FLOAT32_FIRST_STEPS = 10
 FLOAT32_FIRST_STEPS_TOLERANCE = 1e-5
 SEEDS = (0, 1, 2)
+# After step 13 to 122 (seeds 0-5) the float32 runs are two different models. Their running accuracies
+# then differed by at most 0.10 points, and their test accuracies by 0.02 to 0.18 (root mean square 0.12).
+# Two PyTorch runs that differ only in memory format (channels-last or channels-first) differed about as
+# much: 0.02 to 0.16. So 0.25 is a tight bound, and another seed or CPU can exceed it without any bug.
+# With two PyTorch threads instead of one, seed 1 did (0.28).
 RUNNING_ACCURACY_POINTS = 0.25
-# Past step 13 to 49 (seeds 0-5) the float32 runs are two different models, and their test accuracies
-# differed by 0.02 to 0.28 points (root mean square 0.15). Two PyTorch runs that differ only in the Adam
-# kernel (fused or one tensor at a time) differed by 0.01 to 0.12. So one seed gets 0.5, and the mean over seeds 0.25.
-TEST_ACCURACY_POINTS = 0.5
-MEAN_TEST_ACCURACY_POINTS = 0.25
+TEST_ACCURACY_POINTS = 0.25
 MIN_PREDICTION_AGREEMENT = 0.985
 
 
@@ -73,10 +74,3 @@ def test_float32_epoch_accuracy(seed, float32_epoch):
 
     agreement = harness.prediction_agreement(torch_run.test_logits, jax_run.test_logits)
     assert agreement >= MIN_PREDICTION_AGREEMENT, f"the backends agree on {100 * agreement:.2f}% of test predictions, < {100 * MIN_PREDICTION_AGREEMENT:.1f}%"
-
-
-def test_float32_mean_test_accuracy(float32_epoch):
-    torch_test = [100 * float32_epoch(seed)["torch_ref"].test_accuracy() for seed in SEEDS]
-    jax_test = [100 * float32_epoch(seed)["jax_impl"].test_accuracy() for seed in SEEDS]
-    gap = abs(np.mean(torch_test) - np.mean(jax_test))
-    assert gap <= MEAN_TEST_ACCURACY_POINTS, f"mean test accuracy over seeds {SEEDS}: torch {np.mean(torch_test):.2f}% {torch_test} vs jax {np.mean(jax_test):.2f}% {jax_test}"

@@ -49,7 +49,7 @@ def test_fetch_data_dir_verifies_sums(tmp_path, synthetic_mnist, capsys):
     folder = tmp_path / "data"
     write_synthetic_mnist(folder, compress=True)
     assert main(["fetch", "--data-dir", str(folder)]) == 0
-    assert f"MNIST files in {folder} (from data_dir), SHA-256 verified:" in capsys.readouterr().out
+    assert f"MNIST files in {folder} (from --data-dir), SHA-256 verified:" in capsys.readouterr().out
 
 
 def test_fetch_data_dir_rejects_other_files(tmp_path, synthetic_mnist, capsys):

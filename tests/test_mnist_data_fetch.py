@@ -190,7 +190,7 @@ def test_data_dir_missing_files_named(tmp_path, monkeypatch):
 
 
 def test_data_dir_absent_folder_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"nowhere \(from data_dir\) does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere \(from --data-dir\) does not exist"):
         load_mnist("test", data_dir=tmp_path / "nowhere")
 
 
