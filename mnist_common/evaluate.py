@@ -98,7 +98,10 @@ def report(args: argparse.Namespace, backend: str, device: str, dtype: str, meta
     correct = int(np.trace(matrix))
 
     print(f"{backend}: evaluated {args.checkpoint} (trained by {trained_by}, {metadata.get('epochs', '?')} epoch(s), seed {metadata.get('seed', '?')}) on {device} ({dtype})")
-    recorded_text = f"; recorded at training: {100 * recorded:.2f}%" if isinstance(recorded, (int, float)) else ""
+    recorded_text = ""
+    if isinstance(recorded, (int, float)):
+        subset = f" on the dry run's first {run.DRY_RUN_EXAMPLES:,} test images" if metadata.get("dry_run") else ""
+        recorded_text = f"; recorded at training: {100 * recorded:.2f}%{subset}"
     print(f"test accuracy {100 * accuracy:.2f}% ({correct:,} of {len(labels):,}), test loss {loss:.4f}{recorded_text}")
     print(per_class_table(document["per_class"]))
 

@@ -107,9 +107,11 @@ def find_in_data_dir(folder: Path, names: Sequence[str], origin: str = "--data-d
                 break
     missing = [name for name in names if name not in paths]
     if missing:
+        # Name the other split's missing files too, so one message lists everything to copy.
+        missing += [name for name in ALL_FILES if name not in names and not any((folder / f"{name}{suffix}").is_file() for suffix in ("", ".gz"))]
         problem = "does not exist" if not folder.is_dir() else f"lacks {', '.join(missing)} (raw or .gz)"
         raise FileNotFoundError(f"MNIST folder {folder} (from {origin}) {problem}. Put the files there, or use the cache "
-                                "and downloads: give no --data-dir (data_dir in Python) and unset MNIST_DATA_DIR")
+                                "and downloads: give no --data-dir and unset MNIST_DATA_DIR (python -m mnist_data info shows where they are)")
     return paths
 
 

@@ -46,6 +46,7 @@ def comparison_rows(a: dict, b: dict) -> list[tuple[str, str, str, str]]:
     for key in SETTINGS:
         if key == "device":  # the same CPU or GPU is "same" whichever backend named it
             verdict = same_or_differs(device_kind(a.get(key)), device_kind(b.get(key)))
+            verdict += f" ({device_kind(a.get(key))})" if verdict == "same" else ""
         else:
             verdict = same_or_differs(a.get(key), b.get(key))
         rows.append((key, str(a.get(key, "-")), str(b.get(key, "-")), verdict))

@@ -30,6 +30,7 @@ def test_report_csv_has_every_step(report_folder):
         for dtype in ("float32", "float64"):
             difference = abs(float(row[f"{dtype}_torch_ref"]) - float(row[f"{dtype}_jax_impl"]))
             assert float(row[f"{dtype}_abs_difference"]) == pytest.approx(difference, abs=1e-15), row
+        assert float(row[report.YARDSTICK_COLUMN]) > 0, row
 
 
 def test_report_markdown_sections(report_folder):

@@ -110,7 +110,7 @@ def test_compare_prints_table_and_plot(trained_runs, tmp_path):
     rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:5]] for line in lines if line.startswith("| ")}
     assert rows["backend"] == ["torch_ref", "jax_impl", "differs"], rows["backend"]
     assert rows["seed"] == ["0", "0", "same"], rows["seed"]
-    assert rows["device"][2] == "same", rows["device"]  # 'cpu' from PyTorch, 'cpu:0' from JAX
+    assert rows["device"][2] == "same (cpu)", rows["device"]  # 'cpu' from PyTorch, 'cpu:0' from JAX
     assert rows["config"] == ["same recipe", "same recipe", "same"], rows.get("config")
     for key, name in (("test_accuracy", "test acc"), ("running_train_accuracy", "running train acc"), ("train_accuracy", "train acc")):
         expected = [f"{100 * torch_metrics['epochs'][0][key]:.2f}%", f"{100 * jax_metrics['epochs'][0][key]:.2f}%"]

@@ -189,6 +189,18 @@ def test_data_dir_missing_files_named(tmp_path, monkeypatch):
     assert "train-images" not in message, message
 
 
+def test_data_dir_missing_files_of_both_splits_named(tmp_path):
+    folder = tmp_path / "data"
+    paths = write_synthetic_mnist(folder)
+    for name in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        paths[name].unlink()
+    with pytest.raises(FileNotFoundError) as raised:
+        load_mnist("train", data_dir=folder)
+    message = str(raised.value)
+    assert "lacks train-images-idx3-ubyte, t10k-labels-idx1-ubyte (raw or .gz)" in message, message
+    assert "train-labels" not in message, message
+
+
 def test_data_dir_absent_folder_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nowhere \(from --data-dir\) does not exist"):
         load_mnist("test", data_dir=tmp_path / "nowhere")
