@@ -66,7 +66,7 @@ def comparison_rows(a: dict, b: dict) -> list[tuple[str, str, str, str]]:
         for key, name in EPOCH_ACCURACIES:
             rows.append(epoch_row(number, name, record_a, record_b, key, lambda v: f"{100 * v:.2f}%", lambda d: signed(100 * d, " pp")))
         rows.append(epoch_row(number, "test loss", record_a, record_b, "test_loss", lambda v: f"{v:.4f}", lambda d: f"{d:+.4f}"))
-        rows.append(epoch_row(number, "seconds", record_a, record_b, "epoch_seconds", lambda v: f"{v:.1f}", lambda d: signed(d, " s")))
+        rows.append(epoch_row(number, "seconds", record_a, record_b, "epoch_seconds", lambda v: f"{v:.2f}", lambda d: signed(d, " s")))
     return rows
 
 

@@ -57,7 +57,7 @@ def load_data() -> dict[str, np.ndarray]:
 def write_start_checkpoint(path: Path, seed: int) -> Path:
     """Save PyTorch's float32 initialization for `seed` as the checkpoint both backends start from."""
     model = torch_train.create_model(Config(seed=seed), torch.float32, torch.device("cpu"))
-    metadata = {"backend": torch_train.BACKEND, "seed": seed, "dtype": "float32", "purpose": "parity starting weights"}
+    metadata = {"backend": torch_train.BACKEND, "seed": seed, "dtype": "float32", "epochs": 0, "purpose": "parity starting weights"}
     return save_checkpoint(path, torch_train.state_dict_arrays(model), metadata)
 
 
