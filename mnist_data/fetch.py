@@ -99,20 +99,19 @@ def find_in_data_dir(folder: Path, names: Sequence[str], origin: str = "--data-d
 
     `origin` names where the folder came from, for the error message.
     """
-    paths = {}
-    for name in names:
+    found = {}
+    # Look for every MNIST file, so that the error lists all of them to copy, not only this split's.
+    for name in dict.fromkeys([*names, *ALL_FILES]):
         for candidate in (folder / name, folder / f"{name}.gz"):
             if candidate.is_file():
-                paths[name] = candidate
+                found[name] = candidate
                 break
-    missing = [name for name in names if name not in paths]
-    if missing:
-        # Name the other split's missing files too, so one message lists everything to copy.
-        missing += [name for name in ALL_FILES if name not in names and not any((folder / f"{name}{suffix}").is_file() for suffix in ("", ".gz"))]
+    if any(name not in found for name in names):
+        missing = [name for name in dict.fromkeys([*names, *ALL_FILES]) if name not in found]
         problem = "does not exist" if not folder.is_dir() else f"lacks {', '.join(missing)} (raw or .gz)"
         raise FileNotFoundError(f"MNIST folder {folder} (from {origin}) {problem}. Put the files there, or use the cache "
                                 "and downloads: give no --data-dir and unset MNIST_DATA_DIR (python -m mnist_data info shows where they are)")
-    return paths
+    return {name: found[name] for name in names}
 
 
 def data_dir_from(data_dir: str | Path | None) -> tuple[Path, str] | None:

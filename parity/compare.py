@@ -45,8 +45,8 @@ def comparison_rows(a: dict, b: dict) -> list[tuple[str, str, str, str]]:
     rows = []
     for key in SETTINGS:
         if key == "device":  # the same CPU or GPU is "same" whichever backend named it
-            verdict = same_or_differs(device_kind(a.get(key)), device_kind(b.get(key)))
-            verdict += f" ({device_kind(a.get(key))})" if verdict == "same" else ""
+            kind_a, kind_b = device_kind(a.get(key)), device_kind(b.get(key))
+            verdict = f"same ({kind_a})" if kind_a == kind_b else "differs"
         else:
             verdict = same_or_differs(a.get(key), b.get(key))
         rows.append((key, str(a.get(key, "-")), str(b.get(key, "-")), verdict))
